@@ -1,0 +1,12 @@
+"""Floor 2 of keras_acts: the Keras layers (weights, build, config, state).
+
+Example:
+    >>> from keras_acts.layers import PWLU, AconC, MetaAcon, Serf
+"""
+
+from keras_acts.layers.acon_c import AconC
+from keras_acts.layers.meta_acon import MetaAcon
+from keras_acts.layers.pwlu import PWLU
+from keras_acts.layers.serf import Serf
+
+__all__ = ["AconC", "MetaAcon", "PWLU", "Serf"]

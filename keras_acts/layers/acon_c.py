@@ -1,0 +1,123 @@
+"""Keras layer for ACON-C."""
+
+import keras
+import tensorflow as tf
+
+from keras_acts import ops
+from keras_acts.layers._validation import check_axis_arg
+from keras_acts.layers._validation import check_input_rank
+from keras_acts.layers._validation import normalize_axis
+
+
+def paper_normal():
+    """N(0, 1) initializer: the official ACON code's ``torch.randn`` for p1, p2.
+
+    Example:
+        >>> AconC(p1_initializer=paper_normal())
+    """
+    return keras.initializers.RandomNormal(mean=0.0, stddev=1.0)
+
+
+@keras.saving.register_keras_serializable(package="keras_acts")
+class AconC(keras.layers.Layer):
+    """ACON-C: f(x) = (p1 - p2) * x * sigmoid(beta * (p1 - p2) * x) + p2 * x.
+
+    Ma et al., "Activate or Not: Learning Customized Activation", CVPR 2021.
+    Learnable ``p1``, ``p2``, ``beta``, one of each per channel by default
+    (p1, p2 ~ N(0, 1) and beta = 1, as in the official code).
+
+    Args:
+        axis: channel axis (-1 channels-last, 1 channels-first).
+        shared_axes: like ``keras.layers.PReLU``: the axes (1-based, batch
+            excluded) along which the parameters are shared. ``None`` shares over
+            every axis but ``axis`` (channel-wise); e.g. ``[1, 2, 3]`` on NHWC input
+            makes the parameters layer-wise.
+        p1_initializer, p2_initializer, beta_initializer: names or objects.
+        p1_regularizer, p2_regularizer, beta_regularizer: names or objects.
+        p1_constraint, p2_constraint, beta_constraint: names or objects.
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((32, 32, 3)),
+        ...                           keras.layers.Conv2D(16, 3), AconC()])
+    """
+
+    def __init__(self, axis=-1, shared_axes=None,
+                 p1_initializer=None, p2_initializer=None, beta_initializer="ones",
+                 p1_regularizer=None, p2_regularizer=None, beta_regularizer=None,
+                 p1_constraint=None, p2_constraint=None, beta_constraint=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        self.axis = check_axis_arg(axis)
+        if shared_axes is not None:
+            if isinstance(shared_axes, int):
+                shared_axes = [shared_axes]
+            shared_axes = list(shared_axes)
+            if not all(isinstance(a, int) and not isinstance(a, bool) and a != 0
+                       for a in shared_axes):
+                raise ValueError(
+                    "`shared_axes` must be None or a list of non-zero integer axes "
+                    f"(1-based, batch excluded); received shared_axes={shared_axes!r}.")
+        self.shared_axes = shared_axes
+        self.p1_initializer = keras.initializers.get(p1_initializer or paper_normal())
+        self.p2_initializer = keras.initializers.get(p2_initializer or paper_normal())
+        self.beta_initializer = keras.initializers.get(beta_initializer)
+        self.p1_regularizer = keras.regularizers.get(p1_regularizer)
+        self.p2_regularizer = keras.regularizers.get(p2_regularizer)
+        self.beta_regularizer = keras.regularizers.get(beta_regularizer)
+        self.p1_constraint = keras.constraints.get(p1_constraint)
+        self.p2_constraint = keras.constraints.get(p2_constraint)
+        self.beta_constraint = keras.constraints.get(beta_constraint)
+
+    def _param_shape(self, input_shape, rank):
+        name = type(self).__name__
+        axis = normalize_axis(self.axis, rank, name)
+        if self.shared_axes is None:
+            shared = [a for a in range(1, rank) if a != axis]
+        else:
+            shared = [normalize_axis(a, rank, name + " (shared_axes)")
+                      for a in self.shared_axes]
+        shape = []
+        for a in range(1, rank):
+            if a in shared:
+                shape.append(1)
+            elif input_shape[a] is None:
+                raise ValueError(
+                    f"{name}: axis {a} of input_shape={tuple(input_shape)} is unknown and "
+                    "not in `shared_axes`; parameters need a static size there.")
+            else:
+                shape.append(int(input_shape[a]))
+        return tuple(shape)
+
+    def build(self, input_shape):
+        rank = check_input_rank(input_shape, type(self).__name__)
+        shape = self._param_shape(input_shape, rank)
+        for name in ("p1", "p2", "beta"):
+            weight = self.add_weight(
+                shape=shape, name=name, autocast=False,
+                initializer=getattr(self, name + "_initializer"),
+                regularizer=getattr(self, name + "_regularizer"),
+                constraint=getattr(self, name + "_constraint"))
+            setattr(self, name, weight)
+        self.built = True
+
+    def call(self, inputs):
+        ops._common.check_floating(inputs, "inputs")
+        p1, p2, beta = (tf.expand_dims(tf.convert_to_tensor(w), 0)
+                        for w in (self.p1, self.p2, self.beta))
+        return ops.acon_c(inputs, p1, p2, beta)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        ser = keras.saving.serialize_keras_object
+        config.update({
+            "axis": self.axis,
+            "shared_axes": self.shared_axes,
+            **{f"{n}_{kind}": ser(getattr(self, f"{n}_{kind}"))
+               for n in ("p1", "p2", "beta")
+               for kind in ("initializer", "regularizer", "constraint")},
+        })
+        return config

@@ -1,0 +1,36 @@
+"""Keras layer for Serf (x * erf(softplus(x)))."""
+
+import keras
+
+from keras_acts import ops
+from keras_acts.layers._validation import check_input_rank
+
+
+@keras.saving.register_keras_serializable(package="keras_acts")
+class Serf(keras.layers.Layer):
+    """Serf activation: f(x) = x * erf(softplus(x)).
+
+    Nag & Bhattacharyya, "SERF: Towards better training of deep neural networks
+    using log-Softplus ERror activation Function", WACV 2023. Parameter-free;
+    numerically stable for every finite input in float16, bfloat16, float32 and
+    float64; the custom gradient keeps only the input.
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((28, 28, 1)),
+        ...                           keras.layers.Conv2D(8, 3), Serf()])
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        check_input_rank(input_shape, type(self).__name__)
+        self.built = True
+
+    def call(self, inputs):
+        ops._common.check_floating(inputs, "inputs")
+        return ops.serf(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

@@ -1,0 +1,57 @@
+"""Small reference models shared by the main job, the export checks and benchmarks."""
+
+import keras
+
+
+def make_activation(activation):
+    """A fresh activation layer: a keras_acts name/class/factory, or a Keras name.
+
+    ``"relu"``, ``"swish"`` (and any other name Keras knows that is not one of
+    ours) give ``keras.layers.Activation``; our names give a new keras_acts layer;
+    a callable with no arguments is called.
+
+    Example:
+        >>> make_activation("pwlu"), make_activation("relu")
+    """
+    from keras_acts.registry import LAYERS
+    from keras_acts.registry import get
+
+    if isinstance(activation, str):
+        try:
+            return get(activation)
+        except ValueError:
+            if activation.lower() in LAYERS:
+                raise
+            return keras.layers.Activation(activation)
+    if callable(activation) and not isinstance(activation, keras.layers.Layer) \
+            and not isinstance(activation, type):
+        return activation()
+    return get(activation)
+
+
+def small_cnn(activation="relu", input_shape=(28, 28, 1), num_classes=10, width=32,
+              name=None):
+    """Two conv blocks with BN (Fashion-MNIST README baselines style) + classifier.
+
+    conv3x3(width)-BN-act-conv3x3(width)-BN-act-maxpool, conv3x3(2 width)-BN-act-
+    conv3x3(2 width)-BN-act-maxpool, global average pool, dense(num_classes)
+    logits. Each activation site gets a fresh layer from ``make_activation``.
+
+    Example:
+        >>> model = small_cnn("acon_c")
+        >>> model.output_shape
+        (None, 10)
+    """
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for block, filters in enumerate((width, 2 * width)):
+        for conv in range(2):
+            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                                    name=f"block{block + 1}_conv{conv + 1}")(x)
+            x = keras.layers.BatchNormalization(name=f"block{block + 1}_bn{conv + 1}")(x)
+            x = make_activation(activation)(x)
+        x = keras.layers.MaxPooling2D(name=f"block{block + 1}_pool")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    label = activation if isinstance(activation, str) else getattr(activation, "__name__", "act")
+    return keras.Model(inputs, outputs, name=name or f"small_cnn_{label}")

@@ -1,0 +1,269 @@
+"""PWLU: piecewise linear unit (Zhou et al., "Learning Specialized Activation
+Functions with the Piecewise Linear Unit", ICCV 2021).
+
+N uniform intervals on [B_L, B_R] (width d = (B_R - B_L) / N, grid B_i = B_L + i d),
+N + 1 points Y_i, outer slopes K_L, K_R::
+
+    f(x) = Y_0 + K_L (x - B_L)                          x < B_L
+         = Y_i + t (Y_{i+1} - Y_i),  u = (x - B_L) / d,  i = floor(u),  t = u - i
+                                                        B_L <= x <= B_R
+         = Y_N + K_R (x - B_R)                          x > B_R
+
+Channel-wise parameters have shapes ``(C,)`` (bounds, slopes) and ``(C, N+1)``
+(points), the channel living on ``axis`` of ``x``; layer-wise parameters are
+scalars and ``(N+1,)``. The point table is read with one gather per neighbour;
+the index is clamped to [0, N-1] after NaNs are mapped to 0, so NaN/Inf inputs
+never index out of range. Outer-slope terms with a zero slope contribute exactly
+0 (so f(-inf) = Y_0 when K_L = 0, the limit of the function), NaN inputs give NaN.
+
+Gradients (s = (Y_{i+1} - Y_i) / d the local slope)::
+
+    df/dx   = K_L | s | K_R                       (left | inside | right)
+    df/dY_i = 1 - t,   df/dY_{i+1} = t            (t = 0 left of B_L, 1 right of B_R)
+    df/dB_L = -K_L | s (u - N) / N | 0
+    df/dB_R = 0    | -s u / N      | -K_R
+    df/dK_L = x - B_L (left only),  df/dK_R = x - B_R (right only)
+
+The backward keeps ``x`` and the parameters only and recomputes the index.
+"""
+
+import tensorflow as tf
+
+from keras_acts.ops._common import check_floating
+from keras_acts.ops._common import compute_dtype
+from keras_acts.ops._common import export_mode_enabled
+
+# Smallest interval width allowed (bounds that cross or meet are clamped).
+MIN_WIDTH = 1e-6
+
+
+class _Geometry:
+    """Per-element quantities shared by forward and backward (recomputed)."""
+
+    def __init__(self, x, left_bound, right_bound, points, left_slope, right_slope, axis):
+        n = points.shape[-1] - 1
+        rank = x.shape.rank
+        channelwise = points.shape.rank == 2
+        if channelwise:
+            c = points.shape[0]
+            bshape = [1] * rank
+            bshape[axis] = c
+            offset = tf.reshape(tf.range(c, dtype=tf.int32) * (n + 1), bshape)
+        else:
+            bshape = [1] * rank
+            offset = tf.zeros(bshape, tf.int32)
+        self.n = n
+        self.bshape = bshape
+        dtype = x.dtype
+        cast = lambda t: tf.reshape(tf.cast(t, dtype), bshape)  # noqa: E731
+        self.L, self.R = cast(left_bound), cast(right_bound)
+        self.KL, self.KR = cast(left_slope), cast(right_slope)
+        self.width = tf.maximum(self.R - self.L, MIN_WIDTH)
+        inv_d = n / self.width
+        self.u = (x - self.L) * inv_d
+        self.left = x < self.L
+        self.right = x > self.R
+        u_safe = tf.where(tf.math.is_nan(self.u), tf.zeros_like(self.u), self.u)
+        idx_f = tf.clip_by_value(tf.floor(u_safe), 0.0, float(n - 1))
+        t = self.u - idx_f
+        self.t = tf.where(self.left, tf.zeros_like(t), tf.where(self.right, tf.ones_like(t), t))
+        self.idx = tf.cast(idx_f, tf.int32) + offset
+        table = tf.reshape(tf.cast(points, dtype), [-1])
+        self.y0 = tf.gather(table, self.idx)
+        self.y1 = tf.gather(table, self.idx + 1)
+        self.inv_d = inv_d
+
+
+def _outer(mask, delta, slope):
+    # slope * delta on `mask`, exactly 0 where slope == 0 (also for infinite delta).
+    return tf.where(mask & tf.not_equal(slope, 0), slope * delta, tf.zeros_like(delta))
+
+
+def pwlu_forward(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1):
+    """Pure forward of PWLU in ``x``'s dtype (``axis`` non-negative).
+
+    Example:
+        >>> pts = tf.nn.relu(tf.linspace(-2.0, 2.0, 5))
+        >>> pwlu_forward(tf.constant([-3.0, 0.5, 3.0]), -2.0, 2.0, pts, 0.0, 1.0)
+    """
+    g = _Geometry(x, left_bound, right_bound, points, left_slope, right_slope, axis)
+    inside = g.y0 + g.t * (g.y1 - g.y0)
+    return inside + _outer(g.left, x - g.L, g.KL) + _outer(g.right, x - g.R, g.KR)
+
+
+def pwlu_backward(x, left_bound, right_bound, points, left_slope, right_slope, dy, axis=-1):
+    """Pure backward: gradients for (x, B_L, B_R, Y, K_L, K_R), each in its own shape.
+
+    Example:
+        >>> grads = pwlu_backward(x, -2.0, 2.0, pts, 0.0, 1.0, tf.ones_like(x))
+    """
+    g = _Geometry(x, left_bound, right_bound, points, left_slope, right_slope, axis)
+    n = g.n
+    slope = (g.y1 - g.y0) * g.inv_d
+    zeros = tf.zeros_like(x)
+    inner = ~(g.left | g.right)
+    grad_x = dy * tf.where(g.left, g.KL, tf.where(g.right, g.KR, slope))
+    dy_s = dy * slope
+    grad_l = tf.where(inner, dy_s * (g.u - n) / n, tf.where(g.left, -dy * g.KL, zeros))
+    grad_r = tf.where(inner, -dy_s * g.u / n, tf.where(g.right, -dy * g.KR, zeros))
+    grad_kl = tf.where(g.left, dy * (x - g.L), zeros)
+    grad_kr = tf.where(g.right, dy * (x - g.R), zeros)
+
+    keep = [a for a in range(x.shape.rank) if g.bshape[a] != 1]
+    axes = [a for a in range(x.shape.rank) if a not in keep]
+
+    def reduce(t, like):
+        return tf.reshape(tf.reduce_sum(t, axis=axes), tf.shape(like))
+
+    num_segments = tf.size(points)
+    idx = tf.reshape(g.idx, [-1])
+    w1 = tf.reshape(dy * g.t, [-1])
+    w0 = tf.reshape(dy, [-1]) - w1
+    grad_points = tf.math.unsorted_segment_sum(
+        tf.concat([w0, w1], 0), tf.concat([idx, idx + 1], 0), num_segments)
+    return (
+        grad_x,
+        reduce(grad_l, left_bound),
+        reduce(grad_r, right_bound),
+        tf.reshape(grad_points, tf.shape(points)),
+        reduce(grad_kl, left_slope),
+        reduce(grad_kr, right_slope),
+    )
+
+
+def _relu(x):
+    # where(x < 0, 0, x): keeps NaN as NaN (tf.nn.relu may map it to 0).
+    return tf.where(x < 0, tf.zeros_like(x), x)
+
+
+def _pwlu_custom(axis):
+    """Build the custom-gradient PWLU for a static channel ``axis``."""
+
+    @tf.custom_gradient
+    def op(x, left_bound, right_bound, points, left_slope, right_slope, active):
+        dtype = x.dtype
+        cdt = compute_dtype(dtype)
+        params = (left_bound, right_bound, points, left_slope, right_slope)
+
+        def fwd():
+            return tf.cast(pwlu_forward(tf.cast(x, cdt), *params, axis=axis), dtype)
+
+        y = tf.cond(active, fwd, lambda: _relu(x))
+
+        def grad(dy):
+            def bwd():
+                grads = pwlu_backward(tf.cast(x, cdt), *params, tf.cast(dy, cdt), axis=axis)
+                return [tf.cast(gr, p.dtype) for gr, p in zip(grads, (x,) + params)]
+
+            def relu_bwd():
+                return [tf.where(x > 0, dy, tf.zeros_like(dy))] + [
+                    tf.zeros_like(p) for p in params]
+
+            return tf.cond(active, bwd, relu_bwd) + [None]
+
+        return y, grad
+
+    return op
+
+
+def _validate(x, points, axis):
+    rank = x.shape.rank
+    if rank is None:
+        raise ValueError("`x` must have a known rank for pwlu.")
+    axis = axis % rank
+    if points.shape.rank == 2 and x.shape[axis] is not None and x.shape[axis] != points.shape[0]:
+        raise ValueError(
+            f"Channel-wise `points` have {points.shape[0]} channels but x.shape[{axis}]="
+            f"{x.shape[axis]}.")
+    if points.shape.rank not in (1, 2) or points.shape[-1] is None or points.shape[-1] < 2:
+        raise ValueError(
+            "`points` must have shape (num_intervals + 1,) or (channels, num_intervals + 1) "
+            f"with num_intervals >= 1; received shape {points.shape}.")
+    return axis
+
+
+def pwlu(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1, active=True):
+    """Piecewise linear unit with a memory-lean custom gradient.
+
+    Args:
+        x: floating tensor of rank >= 1.
+        left_bound, right_bound, left_slope, right_slope: scalars (layer-wise) or
+            shape ``(C,)`` (channel-wise, channel on ``axis``).
+        points: ``(N+1,)`` or ``(C, N+1)`` values at the grid B_L + i (B_R - B_L) / N.
+        axis: channel axis of ``x`` for channel-wise parameters.
+        active: bool or boolean scalar tensor. When False the op is ReLU and every
+            parameter gradient is zero (PWLU's phase I: parameters frozen).
+
+    Returns the activation in ``x``'s dtype (16-bit inputs computed in float32).
+
+    Example:
+        >>> pts = tf.nn.relu(tf.linspace(-3.0, 3.0, 17))
+        >>> y = pwlu(tf.random.normal([4, 8]), -3.0, 3.0, pts, 0.0, 1.0)
+    """
+    x = tf.convert_to_tensor(x)
+    check_floating(x, "x")
+    points = tf.convert_to_tensor(points, dtype_hint=tf.float32)
+    axis = _validate(x, points, axis)
+    params = [tf.convert_to_tensor(p, dtype_hint=points.dtype)
+              for p in (left_bound, right_bound, points, left_slope, right_slope)]
+    if export_mode_enabled():
+        cdt = compute_dtype(x.dtype)
+        y = pwlu_forward(tf.cast(x, cdt), *params, axis=axis)
+        if active is not True:
+            y = tf.where(tf.convert_to_tensor(active), y, _relu(tf.cast(x, cdt)))
+        return tf.cast(y, x.dtype)
+    active = tf.convert_to_tensor(active, dtype=tf.bool)
+    return _pwlu_custom(axis)(x, *params, active)
+
+
+def realigned_parameters(mean, std, num_intervals, init="relu"):
+    """Statistic-based realignment (PWLU paper, Sec. 3.2).
+
+    B_L = mean - 3 std, B_R = mean + 3 std, Y_i = init(B_L + i (B_R - B_L) / N).
+    Outer slopes: K_L = 0, K_R = 1 for ``init="relu"`` (as in the paper); for other
+    shapes the derivative of ``init`` at the bounds ("identity": 1 and 1).
+
+    Args:
+        mean, std: tensors of one shape (scalar or ``(C,)``).
+        num_intervals: N.
+        init: "relu", "identity", "swish" or a callable on tensors.
+
+    Returns ``(B_L, B_R, Y, K_L, K_R)`` with Y of shape ``mean.shape + (N+1,)``.
+
+    Example:
+        >>> bl, br, y, kl, kr = realigned_parameters(tf.zeros([3]), tf.ones([3]), 16)
+    """
+    mean = tf.convert_to_tensor(mean)
+    std = tf.maximum(tf.convert_to_tensor(std, dtype=mean.dtype), MIN_WIDTH)
+    left, right = mean - 3.0 * std, mean + 3.0 * std
+    steps = tf.cast(tf.range(num_intervals + 1), mean.dtype) / num_intervals
+    grid = left[..., None] + (right - left)[..., None] * steps
+    fn = resolve_init(init)
+    points = fn(grid)
+    if init == "relu":
+        kl, kr = tf.zeros_like(left), tf.ones_like(right)
+    else:
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(left)
+            tape.watch(right)
+            fl, fr = fn(left), fn(right)
+        kl = tape.gradient(fl, left, unconnected_gradients="zero")
+        kr = tape.gradient(fr, right, unconnected_gradients="zero")
+    return left, right, points, kl, kr
+
+
+INIT_SHAPES = ("relu", "identity", "swish")
+
+
+def resolve_init(init):
+    """Map an initial-shape name ("relu", "identity", "swish") or callable to a function.
+
+    Example:
+        >>> resolve_init("swish")(tf.constant(1.0))
+    """
+    if callable(init):
+        return init
+    table = {"relu": tf.nn.relu, "identity": tf.identity, "swish": tf.nn.silu}
+    if init not in table:
+        raise ValueError(f"`init` must be one of {INIT_SHAPES} or a callable; received {init!r}.")
+    return table[init]
