@@ -30,7 +30,10 @@ def acon_c_forward(x, p1, p2, beta):
         0.7310...
     """
     dx = (p1 - p2) * x
-    return dx * tf.sigmoid(beta * dx) + p2 * x
+    z = beta * dx
+    # dx * sigmoid(z) tends to 0 as z -> -inf (where it evaluates to -inf * 0).
+    switched = tf.where(tf.equal(z, float("-inf")), tf.zeros_like(dx), dx * tf.sigmoid(z))
+    return switched + p2 * x
 
 
 def acon_c_backward(x, p1, p2, beta, dy):
@@ -44,6 +47,7 @@ def acon_c_backward(x, p1, p2, beta, dy):
     z = beta * dx
     s = tf.sigmoid(z)
     g = s * (1.0 + z * (1.0 - s))
+    g = tf.where(tf.math.is_inf(z), tf.where(z > 0, tf.ones_like(g), tf.zeros_like(g)), g)
     dy_g = dy * g
     grad_x = dy_g * d + dy * p2
     grad_p1 = dy_g * x

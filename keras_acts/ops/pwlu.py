@@ -131,6 +131,79 @@ def pwlu_backward(x, left_bound, right_bound, points, left_slope, right_slope, d
     )
 
 
+def pwlu_tables(left_bound, right_bound, points, left_slope, right_slope, dtype=tf.float32):
+    """Per-segment line tables of PWLU for the export (table-lookup) form.
+
+    Segment 0 is x < B_L, segments 1..N the intervals, segment N+1 is x > B_R;
+    on segment k, f(x) = intercept[k] + slope[k] * x. Returns
+    ``(scale, shift, intercept, slope)``: v = x * scale + shift is u + 1 with
+    u = (x - B_L) / d, so that k = clip(floor(v), 0, N+1); ``intercept`` and
+    ``slope`` have shape ``(N+2,)`` (layer-wise) or ``(C, N+2)`` (channel-wise).
+    Built from constants only, so the TFLite converter folds them.
+
+    Example:
+        >>> pts = tf.nn.relu(tf.linspace(-3.0, 3.0, 17))
+        >>> scale, shift, a, s = pwlu_tables(-3.0, 3.0, pts, 0.0, 1.0)
+        >>> a.shape
+        TensorShape([18])
+    """
+    lb, rb, pts, kl, kr = (tf.cast(p, dtype) for p in (
+        left_bound, right_bound, points, left_slope, right_slope))
+    n = pts.shape[-1] - 1
+    width = tf.maximum(rb - lb, MIN_WIDTH)
+    inv_d = n / width
+    d = width / n
+    scale = inv_d
+    shift = 1.0 - lb * inv_d
+    lb_, d_, kl_, kr_, rb_ = (t[..., None] for t in (lb, d, kl, kr, rb))
+    inner_slope = (pts[..., 1:] - pts[..., :-1]) / d_
+    grid = lb_ + d_ * tf.range(n, dtype=dtype)           # left end of each interval
+    inner_icpt = pts[..., :-1] - inner_slope * grid
+    slope = tf.concat([kl_, inner_slope, kr_], axis=-1)
+    intercept = tf.concat([pts[..., :1] - kl_ * lb_, inner_icpt,
+                           pts[..., -1:] - kr_ * rb_], axis=-1)
+    return scale, shift, intercept, slope
+
+
+def pwlu_builtin(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1):
+    """PWLU as a table lookup from TFLite-builtin ops (inference only).
+
+    f(x) = intercept[k] + slope[k] * x with k the segment of x (see
+    :func:`pwlu_tables`): MUL, ADD, MINIMUM, CAST, MAXIMUM, MINIMUM, (ADD), GATHER x2,
+    MUL, ADD once the parameters are frozen constants. Equal to
+    :func:`pwlu_forward` up to float rounding for finite inputs (the same line
+    on each segment; at a knot both neighbours agree). The index is clamped in
+    int32 after the cast, so NaN and huge inputs never read outside the table.
+    Differences: NaN gives NaN; +-inf on an outer segment with slope 0 gives NaN
+    (``pwlu_forward`` gives the limit Y_0 / Y_N). Used under ``export_mode``.
+
+    Example:
+        >>> pts = tf.nn.relu(tf.linspace(-3.0, 3.0, 17))
+        >>> pwlu_builtin(tf.constant([-4.0, 0.5, 4.0]), -3.0, 3.0, pts, 0.0, 1.0)
+    """
+    dtype = x.dtype
+    points = tf.convert_to_tensor(points)
+    n = points.shape[-1] - 1
+    rank = x.shape.rank
+    axis = axis % rank
+    channelwise = points.shape.rank == 2
+    scale, shift, intercept, slope = pwlu_tables(
+        left_bound, right_bound, points, left_slope, right_slope, dtype)
+    bshape = [1] * rank
+    if channelwise:
+        bshape[axis] = points.shape[0]
+    scale, shift = tf.reshape(scale, bshape), tf.reshape(shift, bshape)
+    v = x * scale + shift
+    # Clamp above in float (huge/inf inputs), cast, clamp in int32 (NaN, -huge).
+    idx = tf.cast(tf.minimum(v, float(n + 1)), tf.int32)
+    idx = tf.minimum(tf.maximum(idx, 0), n + 1)
+    if channelwise:
+        idx = idx + tf.reshape(tf.range(points.shape[0], dtype=tf.int32) * (n + 2), bshape)
+    a = tf.gather(tf.reshape(intercept, [-1]), idx)
+    s = tf.gather(tf.reshape(slope, [-1]), idx)
+    return a + s * x
+
+
 def _relu(x):
     # where(x < 0, 0, x): keeps NaN as NaN (tf.nn.relu may map it to 0).
     return tf.where(x < 0, tf.zeros_like(x), x)
@@ -202,15 +275,18 @@ def pwlu(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1, a
     """
     x = tf.convert_to_tensor(x)
     check_floating(x, "x")
-    points = tf.convert_to_tensor(points, dtype_hint=tf.float32)
+    points = tf.convert_to_tensor(points)
     axis = _validate(x, points, axis)
     params = [tf.convert_to_tensor(p, dtype_hint=points.dtype)
               for p in (left_bound, right_bound, points, left_slope, right_slope)]
     if export_mode_enabled():
         cdt = compute_dtype(x.dtype)
-        y = pwlu_forward(tf.cast(x, cdt), *params, axis=axis)
+        xc = tf.cast(x, cdt)
+        y = pwlu_builtin(xc, *params, axis=axis)
         if active is not True:
-            y = tf.where(tf.convert_to_tensor(active), y, _relu(tf.cast(x, cdt)))
+            # Folded by the TFLite converter once `active` is a frozen constant;
+            # tf.nn.relu (not _relu) so phase-I PWLU fuses into the preceding conv.
+            y = tf.where(tf.convert_to_tensor(active), y, tf.nn.relu(xc))
         return tf.cast(y, x.dtype)
     active = tf.convert_to_tensor(active, dtype=tf.bool)
     return _pwlu_custom(axis)(x, *params, active)

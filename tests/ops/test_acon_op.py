@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import plain_tf
+import reference
+from keras_acts import ops
+
+RNG = np.random.default_rng(0)
+
+
+def _params(shape):
+    return [RNG.normal(size=shape) for _ in range(2)] + [RNG.uniform(0.2, 2.0, size=shape)]
+
+
+@pytest.mark.parametrize("pshape", [(1, 1, 1, 5), (3, 1, 1, 5), (1, 4, 4, 5), ()])
+def test_forward_matches_reference(pshape):
+    x = RNG.normal(0, 3, (3, 4, 4, 5))
+    p1, p2, beta = _params(pshape)
+    np.testing.assert_allclose(ops.acon_c(tf.constant(x), p1, p2, beta).numpy(),
+                               reference.acon_c(x, p1, p2, beta), rtol=1e-12, atol=1e-13)
+    y32 = ops.acon_c(tf.constant(x, tf.float32), *(np.float32(p) for p in (p1, p2, beta)))
+    np.testing.assert_allclose(y32.numpy(), reference.acon_c(x, p1, p2, beta), rtol=1e-5,
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("pshape", [(1, 1, 3), (2, 1, 3)])
+def test_gradients_numerical_and_autodiff(pshape):
+    x = RNG.normal(0, 2, (2, 4, 3))
+    w = RNG.normal(size=x.shape)
+    params = _params(pshape)
+    args = [tf.constant(a) for a in [x] + params]
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(args)
+        loss = tf.reduce_sum(ops.acon_c(*args) * w)
+        loss_plain = tf.reduce_sum(plain_tf.acon_c(*args) * w)
+    grads = tape.gradient(loss, args)
+    plain = tape.gradient(loss_plain, args)
+    values = [x] + params
+    for i, (g, gp) in enumerate(zip(grads, plain)):
+        assert g.shape == args[i].shape
+
+        def f(v, i=i):
+            vals = list(values)
+            vals[i] = v
+            return np.sum(reference.acon_c(*vals) * w)
+
+        np.testing.assert_allclose(g.numpy(), reference.numeric_grad(f, values[i]), rtol=1e-6,
+                                   atol=1e-7)
+        np.testing.assert_allclose(g.numpy(), gp.numpy(), rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_computes_in_float32(dtype):
+    x = tf.constant(np.linspace(-60000, 60000, 1001), dtype)
+    p = tf.constant([1.0], tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = ops.acon_c(x, p, 0.25 * p, p)
+    g = tape.gradient(y, x)
+    assert y.dtype == x.dtype and g.dtype == x.dtype
+    assert np.all(np.isfinite(tf.cast(g, tf.float32).numpy()))
+    np.testing.assert_allclose(tf.cast(y, tf.float64).numpy(),
+                               reference.acon_c(tf.cast(x, tf.float64).numpy(), 1.0, 0.25, 1.0),
+                               rtol=1e-2)
+
+
+def test_nan_and_inf():
+    x = tf.constant([np.nan, np.inf, -np.inf, 0.0])
+    y = ops.acon_c(x, 1.0, 0.25, 1.0).numpy()
+    assert np.isnan(y[0]) and y[1] == np.inf and y[2] == -np.inf and y[3] == 0.0

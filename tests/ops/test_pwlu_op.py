@@ -1,0 +1,157 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import plain_tf
+import reference
+from keras_acts import ops
+
+RNG = np.random.default_rng(0)
+
+
+def _channel_params(c, n):
+    left = RNG.uniform(-3, -1, c)
+    right = RNG.uniform(1, 3, c)
+    points = RNG.normal(size=(c, n + 1))
+    return [left, right, points, RNG.normal(size=c), RNG.normal(size=c)]
+
+
+def _layer_params(n):
+    return [np.float64(-2.0), np.float64(1.5), RNG.normal(size=n + 1), np.float64(0.3),
+            np.float64(-0.7)]
+
+
+def _away_from_kinks(x, params, axis=-1):
+    # Move samples off the grid points and bounds (where f is not differentiable).
+    left, right, points = params[0], params[1], params[2]
+    n = points.shape[-1] - 1
+    if points.ndim == 2:
+        shape = [1] * x.ndim
+        shape[axis] = -1
+        left, right = np.reshape(left, shape), np.reshape(right, shape)
+    u = (x - left) / ((right - left) / n)
+    frac = u - np.floor(u)
+    return np.where(np.abs(frac - 0.5) > 0.45, x + 0.2 * (right - left) / n, x)
+
+
+@pytest.mark.parametrize("n", [1, 4, 16])
+def test_forward_layerwise_matches_reference(n):
+    params = _layer_params(n)
+    x = RNG.normal(0, 3, (5, 7, 3))
+    np.testing.assert_allclose(ops.pwlu(tf.constant(x), *params).numpy(),
+                               reference.pwlu(x, *params), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_forward_channelwise_matches_reference(axis):
+    params = _channel_params(4, 8)
+    shape = (3, 5, 6, 4) if axis == -1 else (3, 4, 5, 6)
+    x = RNG.normal(0, 3, shape)
+    y = ops.pwlu(tf.constant(x), *params, axis=axis).numpy()
+    np.testing.assert_allclose(y, reference.pwlu(x, *params, axis=axis), rtol=1e-12, atol=1e-12)
+    y32 = ops.pwlu(tf.constant(x, tf.float32), *(np.float32(p) for p in params), axis=axis)
+    np.testing.assert_allclose(y32.numpy(), reference.pwlu(x, *params, axis=axis), rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_grid_points_and_bounds_are_exact():
+    params = _layer_params(6)
+    grid = np.linspace(params[0], params[1], 7)
+    y = ops.pwlu(tf.constant(grid), *params).numpy()
+    np.testing.assert_allclose(y, params[2], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("channelwise", [True, False])
+def test_gradients_numerical_and_autodiff(channelwise):
+    n = 5
+    params = _channel_params(3, n) if channelwise else _layer_params(n)
+    x = RNG.normal(0, 2.5, (4, 6, 3))
+    x = _away_from_kinks(x, params)
+    w = RNG.normal(size=x.shape)
+    args = [tf.constant(a) for a in [x] + params]
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(args)
+        loss = tf.reduce_sum(ops.pwlu(*args) * w)
+    grads = tape.gradient(loss, args)
+    values = [x] + params
+    for i, g in enumerate(grads):
+        assert g.shape == args[i].shape
+
+        def f(v, i=i):
+            vals = list(values)
+            vals[i] = v
+            return np.sum(reference.pwlu(*vals) * w)
+
+        np.testing.assert_allclose(g.numpy(), reference.numeric_grad(f, values[i]), rtol=1e-5,
+                                   atol=1e-6, err_msg=f"argument {i}")
+    if not channelwise:
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            loss_plain = tf.reduce_sum(plain_tf.pwlu_layerwise(*args) * w)
+        for g, gp in zip(grads, tape.gradient(loss_plain, args)):
+            np.testing.assert_allclose(g.numpy(), gp.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_inactive_is_relu_with_zero_parameter_gradients():
+    params = [tf.constant(p) for p in _channel_params(3, 4)]
+    x = tf.constant(RNG.normal(0, 2, (8, 3)))
+    with tf.GradientTape() as tape:
+        tape.watch([x] + params)
+        y = ops.pwlu(x, *params, active=tf.constant(False))
+        loss = tf.reduce_sum(y * 2.0)
+    grads = tape.gradient(loss, [x] + params)
+    np.testing.assert_array_equal(y.numpy(), np.maximum(x.numpy(), 0))
+    np.testing.assert_array_equal(grads[0].numpy(), 2.0 * (x.numpy() > 0))
+    for g in grads[1:]:
+        np.testing.assert_array_equal(g.numpy(), 0.0)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_nan_and_inf_never_index_out_of_range(jit):
+    params = [np.float32(p) for p in _channel_params(2, 4)]
+    params[3][:] = [0.0, 0.5]  # K_L: zero for channel 0
+    params[4][:] = [1.0, 0.0]  # K_R: zero for channel 1
+    x = np.array([[np.nan, np.nan], [np.inf, np.inf], [-np.inf, -np.inf], [1e38, -1e38],
+                  [0.1, 0.2]], np.float32)
+    fn = tf.function(lambda t: ops.pwlu(t, *params), jit_compile=jit)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = fn(xt)
+    g = tape.gradient(y, xt).numpy()
+    y = y.numpy()
+    ref = reference.pwlu(x.astype(np.float64), *params)
+    np.testing.assert_allclose(y, ref, rtol=1e-5, equal_nan=True)
+    assert np.isnan(y[0]).all()
+    assert y[1, 0] == np.inf and y[2, 1] == -np.inf        # K_R > 0 at +inf, K_L > 0 at -inf
+    np.testing.assert_allclose([y[1, 1], y[2, 0]], [params[2][1, -1], params[2][0, 0]],
+                               rtol=1e-6)                 # zero outer slopes: the limits
+    assert np.isfinite(g[1:]).all()
+
+
+def test_realigned_parameters():
+    mean, std = np.array([0.5, -1.0]), np.array([2.0, 0.5])
+    left, right, points, kl, kr = (t.numpy() for t in ops.realigned_parameters(mean, std, 4))
+    np.testing.assert_allclose(left, mean - 3 * std)
+    np.testing.assert_allclose(right, mean + 3 * std)
+    grid = left[:, None] + (right - left)[:, None] * np.arange(5) / 4
+    np.testing.assert_allclose(points, np.maximum(grid, 0))
+    np.testing.assert_array_equal(kl, 0.0)
+    np.testing.assert_array_equal(kr, 1.0)
+    _, _, points, kl, kr = (t.numpy() for t in ops.realigned_parameters(mean, std, 4, "identity"))
+    np.testing.assert_allclose(points, grid)
+    np.testing.assert_allclose(kl, 1.0)
+    np.testing.assert_allclose(kr, 1.0)
+    _, _, points, kl, kr = (t.numpy() for t in ops.realigned_parameters(mean, std, 4, "swish"))
+    np.testing.assert_allclose(points, grid / (1 + np.exp(-grid)), rtol=1e-6)
+    s = 1 / (1 + np.exp(-left))
+    np.testing.assert_allclose(kl, s + left * s * (1 - s), rtol=1e-6)
+    with pytest.raises(ValueError, match="init"):
+        ops.realigned_parameters(mean, std, 4, "tanhh")
+
+
+def test_shape_errors():
+    with pytest.raises(ValueError, match="channels"):
+        ops.pwlu(tf.zeros([2, 3]), *_channel_params(4, 2))
+    with pytest.raises(ValueError, match="floating"):
+        ops.pwlu(tf.zeros([2, 3], tf.int32), *_layer_params(2))
