@@ -107,35 +107,43 @@ class MetaAcon(keras.layers.Layer):
         self.built = True
 
     def _batch_norm(self, h, bn, training):
+        bn = {key: tf.cast(var, h.dtype) if key in ("gamma", "beta") else var
+              for key, var in bn.items()}
         if training:
             batch_mean, batch_var = tf.nn.moments(h, axes=[0])
             use_batch = tf.shape(h)[0] > 1
-            mean = tf.where(use_batch, batch_mean, bn["mean"])
-            var = tf.where(use_batch, batch_var, bn["var"])
+            moving_mean = tf.cast(bn["mean"], h.dtype)
+            moving_var = tf.cast(bn["var"], h.dtype)
+            mean = tf.where(use_batch, batch_mean, moving_mean)
+            var = tf.where(use_batch, batch_var, moving_var)
             m = self.bn_momentum
-            bn["mean"].assign(tf.where(use_batch, m * bn["mean"] + (1 - m) * batch_mean,
-                                       bn["mean"]))
-            bn["var"].assign(tf.where(use_batch, m * bn["var"] + (1 - m) * batch_var,
-                                      bn["var"]))
+            new_mean = tf.where(use_batch, m * moving_mean + (1 - m) * batch_mean, moving_mean)
+            new_var = tf.where(use_batch, m * moving_var + (1 - m) * batch_var, moving_var)
+            bn["mean"].assign(tf.cast(new_mean, bn["mean"].dtype))
+            bn["var"].assign(tf.cast(new_var, bn["var"].dtype))
         else:
-            mean, var = tf.convert_to_tensor(bn["mean"]), tf.convert_to_tensor(bn["var"])
+            mean, var = tf.cast(bn["mean"], h.dtype), tf.cast(bn["var"], h.dtype)
         return (h - mean) * tf.math.rsqrt(var + self.bn_epsilon) * bn["gamma"] + bn["beta"]
 
     def generate_beta(self, inputs, training=False):
-        """beta of shape (batch, C) in float32 for ``inputs`` (see class docstring).
+        """beta of shape (batch, C) for ``inputs`` (see class docstring), computed in
+        float32 for 16-bit inputs and in the input's dtype otherwise.
 
         Example:
             >>> layer = MetaAcon(); _ = layer(tf.zeros([2, 8, 8, 32]))
             >>> layer.generate_beta(tf.zeros([2, 8, 8, 32])).shape
             TensorShape([2, 32])
         """
-        x = tf.cast(inputs, tf.float32)
+        dtype = ops._common.compute_dtype(inputs.dtype)
+        x = tf.cast(inputs, dtype)
+        w = {name: tf.cast(getattr(self, name), dtype)
+             for name in ("kernel1", "bias1", "kernel2", "bias2")}
         spatial = [a for a in range(1, self._rank) if a != self._axis]
         pooled = tf.reduce_mean(x, axis=spatial) if spatial else x
-        h = tf.matmul(pooled, self.kernel1) + self.bias1
+        h = tf.matmul(pooled, w["kernel1"]) + w["bias1"]
         if self.use_bn:
             h = self._batch_norm(h, self.bn1, training)
-        h = tf.matmul(h, self.kernel2) + self.bias2
+        h = tf.matmul(h, w["kernel2"]) + w["bias2"]
         if self.use_bn:
             h = self._batch_norm(h, self.bn2, training)
         return tf.sigmoid(h)
