@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from keras_acts import ops
+from keras_acts.layers._base import ActivationLayer
 from keras_acts.layers._validation import check_axis_arg
 from keras_acts.layers._validation import check_input_rank
 from keras_acts.layers._validation import normalize_axis
@@ -19,7 +20,7 @@ def paper_normal():
 
 
 @keras.saving.register_keras_serializable(package="keras_acts")
-class AconC(keras.layers.Layer):
+class AconC(ActivationLayer):
     """ACON-C: f(x) = (p1 - p2) * x * sigmoid(beta * (p1 - p2) * x) + p2 * x.
 
     Ma et al., "Activate or Not: Learning Customized Activation", CVPR 2021.
@@ -41,13 +42,14 @@ class AconC(keras.layers.Layer):
         ...                           keras.layers.Conv2D(16, 3), AconC()])
     """
 
+    _config_args = ("axis", "shared_axes")
+
     def __init__(self, axis=-1, shared_axes=None,
                  p1_initializer=None, p2_initializer=None, beta_initializer="ones",
                  p1_regularizer=None, p2_regularizer=None, beta_regularizer=None,
                  p1_constraint=None, p2_constraint=None, beta_constraint=None,
                  **kwargs):
         super().__init__(**kwargs)
-        self.supports_masking = True
         self.axis = check_axis_arg(axis)
         if shared_axes is not None:
             if isinstance(shared_axes, int):
@@ -59,15 +61,13 @@ class AconC(keras.layers.Layer):
                     "`shared_axes` must be None or a list of non-zero integer axes "
                     f"(1-based, batch excluded); received shared_axes={shared_axes!r}.")
         self.shared_axes = shared_axes
-        self.p1_initializer = keras.initializers.get(p1_initializer or paper_normal())
-        self.p2_initializer = keras.initializers.get(p2_initializer or paper_normal())
-        self.beta_initializer = keras.initializers.get(beta_initializer)
-        self.p1_regularizer = keras.regularizers.get(p1_regularizer)
-        self.p2_regularizer = keras.regularizers.get(p2_regularizer)
-        self.beta_regularizer = keras.regularizers.get(beta_regularizer)
-        self.p1_constraint = keras.constraints.get(p1_constraint)
-        self.p2_constraint = keras.constraints.get(p2_constraint)
-        self.beta_constraint = keras.constraints.get(beta_constraint)
+        self._set_keras_objects(
+            p1_initializer=p1_initializer or paper_normal(),
+            p2_initializer=p2_initializer or paper_normal(),
+            beta_initializer=beta_initializer, p1_regularizer=p1_regularizer,
+            p2_regularizer=p2_regularizer, beta_regularizer=beta_regularizer,
+            p1_constraint=p1_constraint, p2_constraint=p2_constraint,
+            beta_constraint=beta_constraint)
 
     def _param_shape(self, input_shape, rank):
         name = type(self).__name__
@@ -106,18 +106,3 @@ class AconC(keras.layers.Layer):
         p1, p2, beta = (tf.expand_dims(tf.convert_to_tensor(w), 0)
                         for w in (self.p1, self.p2, self.beta))
         return ops.acon_c(inputs, p1, p2, beta)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        config = super().get_config()
-        ser = keras.saving.serialize_keras_object
-        config.update({
-            "axis": self.axis,
-            "shared_axes": self.shared_axes,
-            **{f"{n}_{kind}": ser(getattr(self, f"{n}_{kind}"))
-               for n in ("p1", "p2", "beta")
-               for kind in ("initializer", "regularizer", "constraint")},
-        })
-        return config

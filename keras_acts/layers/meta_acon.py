@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from keras_acts import ops
+from keras_acts.layers._base import ActivationLayer
 from keras_acts.layers._validation import broadcast_shape
 from keras_acts.layers._validation import channels
 from keras_acts.layers._validation import check_axis_arg
@@ -14,7 +15,7 @@ from keras_acts.layers.acon_c import paper_normal
 
 
 @keras.saving.register_keras_serializable(package="keras_acts")
-class MetaAcon(keras.layers.Layer):
+class MetaAcon(ActivationLayer):
     """Meta-ACON: ACON-C with beta generated per sample and channel.
 
     Ma et al., "Activate or Not: Learning Customized Activation", CVPR 2021::
@@ -44,13 +45,14 @@ class MetaAcon(keras.layers.Layer):
         ...                           keras.layers.Conv2D(32, 3), MetaAcon()])
     """
 
+    _config_args = ("reduction", "use_bn", "axis", "bn_momentum", "bn_epsilon")
+
     def __init__(self, reduction=16, use_bn=True, axis=-1, bn_momentum=0.9,
                  bn_epsilon=1e-5, p1_initializer=None, p2_initializer=None,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  p1_regularizer=None, p2_regularizer=None, kernel_regularizer=None,
                  **kwargs):
         super().__init__(**kwargs)
-        self.supports_masking = True
         self.reduction = check_int(reduction, "reduction", 1)
         if not isinstance(use_bn, bool):
             raise ValueError(f"`use_bn` must be True or False; received use_bn={use_bn!r}.")
@@ -62,13 +64,12 @@ class MetaAcon(keras.layers.Layer):
             raise ValueError(f"`bn_epsilon` must be > 0; received {bn_epsilon!r}.")
         self.bn_momentum = float(bn_momentum)
         self.bn_epsilon = float(bn_epsilon)
-        self.p1_initializer = keras.initializers.get(p1_initializer or paper_normal())
-        self.p2_initializer = keras.initializers.get(p2_initializer or paper_normal())
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.p1_regularizer = keras.regularizers.get(p1_regularizer)
-        self.p2_regularizer = keras.regularizers.get(p2_regularizer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self._set_keras_objects(
+            p1_initializer=p1_initializer or paper_normal(),
+            p2_initializer=p2_initializer or paper_normal(),
+            kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
+            p1_regularizer=p1_regularizer, p2_regularizer=p2_regularizer,
+            kernel_regularizer=kernel_regularizer)
 
     def _bn_weights(self, name, size):
         kw = dict(shape=(size,), autocast=False)
@@ -158,25 +159,3 @@ class MetaAcon(keras.layers.Layer):
         p1 = tf.reshape(tf.convert_to_tensor(self.p1), bshape)
         p2 = tf.reshape(tf.convert_to_tensor(self.p2), bshape)
         return ops.acon_c(inputs, p1, p2, beta)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        config = super().get_config()
-        ser = keras.saving.serialize_keras_object
-        config.update({
-            "reduction": self.reduction,
-            "use_bn": self.use_bn,
-            "axis": self.axis,
-            "bn_momentum": self.bn_momentum,
-            "bn_epsilon": self.bn_epsilon,
-            "p1_initializer": ser(self.p1_initializer),
-            "p2_initializer": ser(self.p2_initializer),
-            "kernel_initializer": ser(self.kernel_initializer),
-            "bias_initializer": ser(self.bias_initializer),
-            "p1_regularizer": ser(self.p1_regularizer),
-            "p2_regularizer": ser(self.p2_regularizer),
-            "kernel_regularizer": ser(self.kernel_regularizer),
-        })
-        return config

@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_acts import ops
+from keras_acts.layers._base import ActivationLayer
 from keras_acts.layers._validation import broadcast_shape
 from keras_acts.layers._validation import channels
 from keras_acts.layers._validation import check_axis_arg
@@ -19,7 +20,7 @@ PHASE_TRAINING = 1
 
 
 @keras.saving.register_keras_serializable(package="keras_acts")
-class PWLU(keras.layers.Layer):
+class PWLU(ActivationLayer):
     """Piecewise linear unit with statistic-based realignment.
 
     Zhou et al., "Learning Specialized Activation Functions with the Piecewise
@@ -67,11 +68,12 @@ class PWLU(keras.layers.Layer):
         ...                           PWLU(num_intervals=16, phase1_steps=500)])
     """
 
+    _config_args = ("num_intervals", "channelwise", "axis", "phase1_steps", "momentum")
+
     def __init__(self, num_intervals=16, channelwise=True, axis=-1, phase1_steps=1000,
                  init="relu", momentum=0.9, points_regularizer=None,
                  bounds_regularizer=None, slopes_regularizer=None, **kwargs):
         super().__init__(**kwargs)
-        self.supports_masking = True
         self.num_intervals = check_int(num_intervals, "num_intervals", 1)
         if not isinstance(channelwise, bool):
             raise ValueError(
@@ -90,9 +92,9 @@ class PWLU(keras.layers.Layer):
         if not 0.0 <= float(momentum) < 1.0:
             raise ValueError(f"`momentum` must be in [0, 1); received momentum={momentum!r}.")
         self.momentum = float(momentum)
-        self.points_regularizer = keras.regularizers.get(points_regularizer)
-        self.bounds_regularizer = keras.regularizers.get(bounds_regularizer)
-        self.slopes_regularizer = keras.regularizers.get(slopes_regularizer)
+        self._set_keras_objects(points_regularizer=points_regularizer,
+                                bounds_regularizer=bounds_regularizer,
+                                slopes_regularizer=slopes_regularizer)
 
     # ------------------------------------------------------------------ build
     def build(self, input_shape):
@@ -237,21 +239,8 @@ class PWLU(keras.layers.Layer):
             return self.phase1_steps != 0
         return int(keras.ops.convert_to_numpy(self.phase)) == PHASE_STATISTICS
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
     def get_config(self):
         config = super().get_config()
-        ser = keras.saving.serialize_keras_object
-        config.update({
-            "num_intervals": self.num_intervals,
-            "channelwise": self.channelwise,
-            "axis": self.axis,
-            "phase1_steps": self.phase1_steps,
-            "init": self.init if isinstance(self.init, str) else ser(self.init),
-            "momentum": self.momentum,
-            "points_regularizer": ser(self.points_regularizer),
-            "bounds_regularizer": ser(self.bounds_regularizer),
-            "slopes_regularizer": ser(self.slopes_regularizer),
-        })
+        config["init"] = (self.init if isinstance(self.init, str)
+                          else keras.saving.serialize_keras_object(self.init))
         return config

@@ -3,11 +3,12 @@
 import keras
 
 from keras_acts import ops
+from keras_acts.layers._base import ActivationLayer
 from keras_acts.layers._validation import check_input_rank
 
 
 @keras.saving.register_keras_serializable(package="keras_acts")
-class Serf(keras.layers.Layer):
+class Serf(ActivationLayer):
     """Serf activation: f(x) = x * erf(softplus(x)).
 
     Nag & Bhattacharyya, "SERF: Towards better training of deep neural networks
@@ -20,10 +21,6 @@ class Serf(keras.layers.Layer):
         ...                           keras.layers.Conv2D(8, 3), Serf()])
     """
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.supports_masking = True
-
     def build(self, input_shape):
         check_input_rank(input_shape, type(self).__name__)
         self.built = True
@@ -31,6 +28,3 @@ class Serf(keras.layers.Layer):
     def call(self, inputs):
         ops._common.check_floating(inputs, "inputs")
         return ops.serf(inputs)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
