@@ -1,0 +1,344 @@
+"""Input pipelines for classification: an image-folder tree or a TFDS dataset
+(``imagenet2012`` or any image/label dataset), with the ImageNet recipe's
+augmentation, built per input pipeline for ``tf.distribute`` and resumable
+mid-epoch (deterministic order per epoch, skip the batches already seen).
+
+Layout of an image folder (``root``)::
+
+    root/train/<class_name>/*.jpg|*.jpeg|*.png|*.bmp|*.gif
+    root/val/<class_name>/...          (same class names)
+
+Example:
+    >>> data = image_folder_data("/data/imagenet", image_size=224)
+    >>> ds = data.train_dataset(global_batch_size=256, epoch=0)
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+FOLDER_LAYOUT = ("<root>/train/<class_name>/<image files> and <root>/val/<class_name>/<image files> "
+                 f"(image files: {', '.join(IMAGE_EXTENSIONS)}; the same class folders in both)")
+
+
+class DataDirError(ValueError):
+    """A data directory is missing or does not have the expected layout.
+
+    Example:
+        >>> try:
+        ...     check_image_folder("/nonexistent")
+        ... except DataDirError as err:
+        ...     print(err)
+    """
+
+
+def _list_split(split_dir):
+    if not os.path.isdir(split_dir):
+        raise DataDirError(f"Data directory {split_dir!r} does not exist. Expected layout: "
+                           f"{FOLDER_LAYOUT}.")
+    classes = sorted(d for d in os.listdir(split_dir)
+                     if os.path.isdir(os.path.join(split_dir, d)) and not d.startswith("."))
+    if not classes:
+        raise DataDirError(f"Data directory {split_dir!r} has no class sub-folders. Expected "
+                           f"layout: {FOLDER_LAYOUT}.")
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        cdir = os.path.join(split_dir, name)
+        files = sorted(f for f in os.listdir(cdir) if f.lower().endswith(IMAGE_EXTENSIONS))
+        if not files:
+            raise DataDirError(f"Class folder {cdir!r} holds no image files. Expected layout: "
+                               f"{FOLDER_LAYOUT}.")
+        paths += [os.path.join(cdir, f) for f in files]
+        labels += [label] * len(files)
+    return classes, paths, labels
+
+
+def check_image_folder(root, splits=("train", "val")):
+    """Validate an image-folder tree and list it: returns
+    ``{split: (class_names, paths, labels)}``. Raises :class:`DataDirError`
+    naming the path and the expected layout when ``root`` or a split is
+    missing, a split has no class folders, a class folder has no images, or
+    the splits' class names differ.
+
+    Example:
+        >>> listing = check_image_folder("/data/imagenet")
+        >>> classes, paths, labels = listing["train"]
+    """
+    if not root or not os.path.isdir(root):
+        raise DataDirError(f"Data directory {root!r} does not exist. Expected layout: "
+                           f"{FOLDER_LAYOUT}.")
+    out = {s: _list_split(os.path.join(root, s)) for s in splits}
+    names = {s: out[s][0] for s in splits}
+    first = splits[0]
+    for s in splits[1:]:
+        if names[s] != names[first]:
+            raise DataDirError(
+                f"Class folders of {os.path.join(root, s)!r} ({len(names[s])}) differ from "
+                f"those of {os.path.join(root, first)!r} ({len(names[first])}). Expected "
+                f"layout: {FOLDER_LAYOUT}.")
+    return out
+
+
+# ---------------------------------------------------------------- augmentation
+
+def _decode(encoded):
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def _normalize(image):
+    image = tf.cast(image, tf.float32)
+    return (image - tf.constant(IMAGENET_MEAN)) / tf.constant(IMAGENET_STD)
+
+
+def train_preprocess(encoded, seed, image_size, area_range=(0.08, 1.0)):
+    """Random-resized crop (area 8%-100%, aspect 3/4-4/3), horizontal flip and
+    ImageNet normalisation of one encoded image; ``seed`` (shape ``[2]`` int)
+    makes it deterministic (stateless random ops).
+
+    Example:
+        >>> img = train_preprocess(tf.io.read_file("a.jpg"), tf.constant([1, 2]), 224)
+    """
+    image = _decode(encoded)
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image), bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        seed=seeds[0], min_object_covered=0.0, aspect_ratio_range=(3 / 4, 4 / 3),
+        area_range=area_range, max_attempts=10, use_image_if_no_bounding_boxes=True)
+    image = tf.slice(image, begin, size)
+    image = tf.image.resize(image, [image_size, image_size], method="bilinear")
+    image = tf.image.stateless_random_flip_left_right(image, seeds[1])
+    return _normalize(image)
+
+
+def eval_preprocess(encoded, image_size, crop_fraction=0.875):
+    """Resize the shorter side to ``image_size / crop_fraction``, centre-crop
+    ``image_size`` and normalise.
+
+    Example:
+        >>> img = eval_preprocess(tf.io.read_file("a.jpg"), 224)
+    """
+    image = _decode(encoded)
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = (image_size / crop_fraction) / tf.reduce_min(shape)
+    new = tf.cast(tf.math.ceil(shape * scale), tf.int32)
+    new = tf.maximum(new, image_size)
+    image = tf.image.resize(image, new, method="bilinear")
+    top = (new[0] - image_size) // 2
+    left = (new[1] - image_size) // 2
+    image = image[top:top + image_size, left:left + image_size]
+    image.set_shape([image_size, image_size, 3])
+    return _normalize(image)
+
+
+# ---------------------------------------------------------------- datasets
+
+class ClassificationData:
+    """A classification dataset ready for ``tf.distribute``.
+
+    ``records(split)`` functions return a ``tf.data.Dataset`` of
+    ``(encoded_image_bytes, label)`` in a fixed order; this class shuffles,
+    shards, augments and batches them. Build it with :func:`image_folder_data`
+    or :func:`tfds_data`.
+
+    Attributes: ``num_classes``, ``num_train``, ``num_eval``, ``class_names``.
+
+    Example:
+        >>> data = image_folder_data("/data/imagenet", image_size=224)
+        >>> dist = strategy.distribute_datasets_from_function(
+        ...     lambda ctx: data.train_dataset(256, epoch=0, input_context=ctx))
+    """
+
+    def __init__(self, train_records, eval_records, num_classes, num_train, num_eval,
+                 image_size=224, class_names=None, seed=0, shuffle_buffer=None):
+        self._train_records = train_records
+        self._eval_records = eval_records
+        self.num_classes = int(num_classes)
+        self.num_train = int(num_train)
+        self.num_eval = int(num_eval)
+        self.image_size = int(image_size)
+        self.class_names = class_names
+        self.seed = int(seed)
+        self.shuffle_buffer = shuffle_buffer
+
+    def steps_per_epoch(self, global_batch_size):
+        """Full global batches in one pass over the training split.
+
+        Example:
+            >>> data.steps_per_epoch(256)
+        """
+        return max(self.num_train // global_batch_size, 1)
+
+    def train_dataset(self, global_batch_size, epoch=0, skip_steps=0, input_context=None,
+                      steps=None):
+        """Training batches of ``(images float32 NHWC, labels int32)`` for one
+        input pipeline: shuffled with seed ``(seed, epoch)``, sharded by
+        ``input_context``, ``steps`` global steps long (default: one pass,
+        :meth:`steps_per_epoch`; the split is repeated when ``steps`` asks for
+        more), the first ``skip_steps`` of them skipped (resume), augmented
+        with per-example stateless seeds keyed by (epoch, index) so a resumed
+        epoch sees exactly the same batches, batched at the per-replica batch
+        size (remainder dropped), prefetched.
+
+        Example:
+            >>> ds = data.train_dataset(64, epoch=3, skip_steps=10)
+        """
+        ctx = input_context or tf.distribute.InputContext()
+        batch = ctx.get_per_replica_batch_size(global_batch_size)
+        per_pipeline = global_batch_size // ctx.num_input_pipelines
+        steps = steps or self.steps_per_epoch(global_batch_size)
+        ds = self._train_records(epoch)
+        buffer = self.shuffle_buffer or self.num_train
+        ds = ds.shuffle(buffer, seed=self.seed * 100003 + epoch, reshuffle_each_iteration=False)
+        ds = ds.repeat().enumerate()
+        if ctx.num_input_pipelines > 1:
+            ds = ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id)
+        ds = ds.take(steps * per_pipeline).skip(skip_steps * per_pipeline)
+        size, seed = self.image_size, self.seed
+
+        def prep(index, record):
+            encoded, label = record
+            key = tf.stack([tf.cast(seed * 1000 + epoch, tf.int64), index])
+            return train_preprocess(encoded, key, size), tf.cast(label, tf.int32)
+
+        ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        return _no_autoshard(ds)
+
+    def eval_dataset(self, global_batch_size, input_context=None):
+        """Evaluation batches of ``(images, labels, weights)``: centre crops, the
+        split padded with weight-0 copies to a multiple of the global batch
+        so every replica gets full batches (exact metrics, static shapes).
+
+        Example:
+            >>> for images, labels, weights in data.eval_dataset(64): ...
+        """
+        ctx = input_context or tf.distribute.InputContext()
+        batch = ctx.get_per_replica_batch_size(global_batch_size)
+        n = self.num_eval
+        padded = self.eval_steps(global_batch_size) * global_batch_size
+        ds = self._eval_records().repeat().take(padded).enumerate()
+        if ctx.num_input_pipelines > 1:
+            ds = ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id)
+        size = self.image_size
+
+        def prep(index, record):
+            encoded, label = record
+            weight = tf.cast(index < n, tf.float32)
+            return eval_preprocess(encoded, size), tf.cast(label, tf.int32), weight
+
+        ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        return _no_autoshard(ds)
+
+    def eval_steps(self, global_batch_size):
+        """Global eval batches covering the split once (last one padded).
+
+        Example:
+            >>> data.eval_steps(64)
+        """
+        return -(-self.num_eval // global_batch_size)
+
+
+def _no_autoshard(ds):
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    options.deterministic = True
+    return ds.with_options(options)
+
+
+def image_folder_data(root, image_size=224, seed=0, train_split="train", eval_split="val"):
+    """:class:`ClassificationData` over an image-folder tree (validated first
+    with :func:`check_image_folder`; raises :class:`DataDirError`).
+
+    Example:
+        >>> data = image_folder_data("/data/imagenet", image_size=224)
+        >>> data.num_classes
+        1000
+    """
+    listing = check_image_folder(root, (train_split, eval_split))
+    classes, tr_paths, tr_labels = listing[train_split]
+    _, ev_paths, ev_labels = listing[eval_split]
+
+    def records(paths, labels):
+        ds = tf.data.Dataset.from_tensor_slices((np.array(paths), np.array(labels, np.int32)))
+        return ds.map(lambda p, y: (tf.io.read_file(p), y), num_parallel_calls=tf.data.AUTOTUNE)
+
+    return ClassificationData(lambda epoch: records(tr_paths, tr_labels),
+                              lambda: records(ev_paths, ev_labels),
+                              num_classes=len(classes), num_train=len(tr_paths),
+                              num_eval=len(ev_paths), image_size=image_size,
+                              class_names=classes, seed=seed)
+
+
+def tfds_builder(name, data_dir=None, manual_dir=None, download=False):
+    """The prepared TFDS builder ``name`` under ``data_dir``. With
+    ``download=True`` it is prepared first (``manual_dir`` holds the archives of
+    manual datasets such as ``imagenet2012``); otherwise a missing dataset
+    raises :class:`DataDirError` naming ``data_dir`` and what to do.
+
+    Example:
+        >>> builder = tfds_builder("imagenet2012", data_dir="/data/tfds")
+    """
+    import tensorflow_datasets as tfds
+
+    if data_dir is not None and not os.path.isdir(data_dir):
+        raise DataDirError(f"TFDS data directory {data_dir!r} does not exist. Expected "
+                           f"layout: <data_dir>/{name.split('/')[0]}/<config>/<version>/ "
+                           "as written by `tfds build` / download_and_prepare.")
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as err:  # noqa: BLE001 - unknown names, bad versions
+        raise DataDirError(f"Cannot open TFDS dataset {name!r} in {data_dir!r}: {err}") from err
+    if download:
+        config = tfds.download.DownloadConfig(manual_dir=manual_dir)
+        builder.download_and_prepare(download_config=config)
+    elif not tf.io.gfile.exists(os.path.join(builder.data_dir, "dataset_info.json")):
+        raise DataDirError(
+            f"TFDS dataset {name!r} is not prepared in {data_dir!r} (looked for "
+            f"{builder.data_dir!r}/dataset_info.json). Expected layout: "
+            f"<data_dir>/{name.split('/')[0]}/<config>/<version>/ as written by `tfds build "
+            f"{name} --data_dir {data_dir}` (for imagenet2012 put the archives in "
+            "--manual_dir), or pass --download.")
+    return builder
+
+
+def tfds_data(name, data_dir=None, image_size=224, seed=0, train_split="train",
+              eval_split="validation", image_key="image", label_key="label",
+              shuffle_buffer=16384, manual_dir=None, download=False):
+    """:class:`ClassificationData` over a prepared TFDS image-classification
+    dataset (images read undecoded, decoded in the augmentation map).
+
+    Example:
+        >>> data = tfds_data("imagenet2012", data_dir="/data/tfds", image_size=224)
+    """
+    import tensorflow_datasets as tfds
+
+    builder = tfds_builder(name, data_dir, manual_dir, download)
+    info = builder.info
+    for split in (train_split, eval_split):
+        if split not in info.splits:
+            raise DataDirError(f"TFDS dataset {name!r} in {data_dir!r} has no split {split!r} "
+                               f"(it has {sorted(info.splits)}).")
+    decoders = {image_key: tfds.decode.SkipDecoding()}
+
+    def records(split, epoch=None):
+        cfg = tfds.ReadConfig(shuffle_seed=None if epoch is None else seed * 100003 + epoch,
+                              interleave_cycle_length=16 if epoch is not None else 1)
+        ds = builder.as_dataset(split=split, decoders=decoders, read_config=cfg,
+                                shuffle_files=epoch is not None)
+        return ds.map(lambda ex: (ex[image_key], ex[label_key]))
+
+    return ClassificationData(lambda epoch: records(train_split, epoch),
+                              lambda: records(eval_split),
+                              num_classes=info.features[label_key].num_classes,
+                              num_train=info.splits[train_split].num_examples,
+                              num_eval=info.splits[eval_split].num_examples,
+                              image_size=image_size, seed=seed,
+                              class_names=info.features[label_key].names,
+                              shuffle_buffer=shuffle_buffer)

@@ -1,0 +1,394 @@
+"""A custom distributed training loop: ``strategy.run`` over
+``strategy.distribute_datasets_from_function`` (works under every strategy,
+MultiWorkerMirroredStrategy included, where Keras 3's ``model.fit`` does not),
+with a progress bar (loss, accuracy, learning rate, images/s), TensorBoard
+logs, periodic evaluation, resumable checkpoints and the PWLU phase-I switch at
+an epoch boundary.
+
+What a task supplies (see :class:`ClassificationTask`): ``train_step`` (the
+replica's loss, already divided by the global batch size, and a dict of
+per-replica sums to report), ``eval_step`` (a dict of tensors), whether eval
+outputs are summed or gathered, and host-side ``eval_*`` accumulation.
+
+Example:
+    >>> trainer = Trainer(model, optimizer, ClassificationTask(1000, 0.1), strategy,
+    ...                   global_batch_size=256, model_dir="/tmp/run")
+    >>> trainer.fit(lambda epoch, skip, ctx: data.train_dataset(256, epoch, skip, ctx),
+    ...             epochs=90, steps_per_epoch=5004,
+    ...             eval_fn=lambda ctx: data.eval_dataset(256, ctx), eval_steps=196)
+"""
+
+import os
+import time
+import weakref
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tensorflow.core.framework import summary_pb2
+
+from keras_acts.training.checkpoint import TrainingCheckpoint
+from keras_acts.training.models import pwlu_layers
+from keras_acts.training.optim import current_learning_rate
+from keras_acts.training.strategy import is_chief
+
+_SCALAR_METADATA = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+
+
+class ClassificationTask:
+    """Softmax cross-entropy with label smoothing; reports loss and top-1
+    accuracy while training, loss / top-1 / top-5 at evaluation. Batches are
+    ``(images, labels)`` for training and ``(images, labels, weights)`` for eval.
+
+    Example:
+        >>> task = ClassificationTask(num_classes=1000, label_smoothing=0.1)
+    """
+
+    gather_eval = False
+    train_metrics = ("loss", "acc")
+
+    def __init__(self, num_classes, label_smoothing=0.0):
+        self.num_classes = int(num_classes)
+        self.label_smoothing = float(label_smoothing)
+
+    def _losses(self, labels, logits):
+        onehot = tf.one_hot(labels, self.num_classes, dtype=tf.float32)
+        return keras.losses.categorical_crossentropy(
+            onehot, tf.cast(logits, tf.float32), from_logits=True,
+            label_smoothing=self.label_smoothing)
+
+    def train_step(self, model, batch, global_batch_size):
+        """Replica loss (sum / global batch) and report sums.
+
+        Example:
+            >>> loss, sums = task.train_step(model, (x, y), 256)
+        """
+        images, labels = batch
+        logits = model(images, training=True)
+        per_example = self._losses(labels, logits)
+        loss = tf.reduce_sum(per_example) / global_batch_size
+        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels),
+                          tf.float32)
+        count = tf.cast(tf.shape(labels)[0], tf.float32)
+        return loss, {"loss": tf.reduce_sum(per_example), "acc": tf.reduce_sum(correct),
+                      "count": count}
+
+    def eval_step(self, model, batch):
+        """Weighted sums of loss, top-1 and top-5 hits, and the weight.
+
+        Example:
+            >>> sums = task.eval_step(model, (x, y, w))
+        """
+        images, labels, weights = batch
+        logits = tf.cast(model(images, training=False), tf.float32)
+        per_example = self._losses(labels, logits)
+        top1 = tf.cast(tf.math.in_top_k(labels, logits, 1), tf.float32)
+        top5 = tf.cast(tf.math.in_top_k(labels, logits, min(5, self.num_classes)), tf.float32)
+        return {"loss": tf.reduce_sum(per_example * weights), "top1": tf.reduce_sum(top1 * weights),
+                "top5": tf.reduce_sum(top5 * weights), "count": tf.reduce_sum(weights)}
+
+    def eval_begin(self):
+        """Reset the host-side eval accumulators.
+
+        Example:
+            >>> task.eval_begin()
+        """
+        self._sums = {}
+
+    def eval_update(self, values):
+        """Add one global batch of reduced sums (numpy).
+
+        Example:
+            >>> task.eval_update({"loss": 3.0, "top1": 1.0, "top5": 2.0, "count": 4.0})
+        """
+        for k, v in values.items():
+            self._sums[k] = self._sums.get(k, 0.0) + float(v)
+
+    def eval_result(self):
+        """``{"loss", "top1", "top5"}`` means over the evaluated examples.
+
+        Example:
+            >>> task.eval_result()["top1"]
+        """
+        n = max(self._sums.get("count", 0.0), 1.0)
+        return {k: self._sums.get(k, 0.0) / n for k in ("loss", "top1", "top5")}
+
+
+_SYNC_CACHE = weakref.WeakKeyDictionary()
+
+
+def sync_replica_state(strategy, model):
+    """Average every float non-trainable variable (BN moving statistics,
+    ...) over all replicas and workers, so every replica holds the same
+    state. Keras 3's BatchNormalization updates its moving statistics per
+    replica under ``strategy.run``; the trainer calls this before each
+    checkpoint, evaluation and at the end. Collective: every worker must call
+    it. A no-op with one replica.
+
+    Example:
+        >>> sync_replica_state(strategy, model)
+    """
+    if strategy.num_replicas_in_sync <= 1:
+        return
+    cached = _SYNC_CACHE.get(model)
+    if cached is None or cached[0] is not strategy:
+        variables = [v for v in model.non_trainable_variables
+                     if v.dtype in ("float16", "bfloat16", "float32", "float64")
+                     and getattr(getattr(v, "value", v), "synchronization", None)
+                     != tf.VariableSynchronization.ON_READ]
+
+        def replica_fn():
+            ctx = tf.distribute.get_replica_context()
+            values = ctx.all_reduce(tf.distribute.ReduceOp.MEAN,
+                                    [tf.identity(tf.convert_to_tensor(v)) for v in variables])
+            for v, value in zip(variables, values):
+                v.assign(value)
+
+        fn = tf.function(lambda: strategy.run(replica_fn)) if variables else (lambda: None)
+        cached = (strategy, fn)
+        _SYNC_CACHE[model] = cached
+    cached[1]()
+
+
+def realign_pwlu(model, strategy=None):
+    """End phase I of every PWLU layer of ``model`` still in it (calls
+    ``layer.realign()`` in cross-replica context; every replica receives the
+    same realigned points since their statistics are all-reduced). Returns the
+    number of layers realigned.
+
+    Example:
+        >>> realign_pwlu(model, strategy)   # at the end of epoch phase1_epochs
+        12
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    count = 0
+    with strategy.scope():
+        for layer in pwlu_layers(model):
+            if layer.in_phase1:
+                layer.realign()
+                count += 1
+    return count
+
+
+class Trainer:
+    """Runs ``task`` on ``model`` with ``optimizer`` under ``strategy``.
+
+    Create the model and optimizer inside ``strategy.scope()`` first. The
+    checkpoint under ``model_dir/checkpoints`` is restored on construction
+    (``initial_step``), so restarting the same command resumes where the
+    killed run stopped.
+
+    Args:
+        global_batch_size: examples per step over all replicas.
+        model_dir: checkpoints in ``model_dir/checkpoints``, TensorBoard logs in
+            ``model_dir/logs/{train,eval}`` (chief only).
+        jit_compile: XLA-compile the per-replica step.
+        checkpoint_every: also save every this many steps (epoch ends always).
+        log_every: TensorBoard scalar period, in steps.
+        phase1_epochs: call :func:`realign_pwlu` at the end of this epoch.
+        verbose: 1 progress bar per epoch (chief), 0 silent.
+        throttle_s: sleep after each step (debugging, tests).
+
+    Example:
+        >>> with strategy.scope():
+        ...     model = build_classifier("tiny_cnn", "serf", 10, 32)
+        ...     optimizer = make_sgd(model, 0.1)
+        >>> trainer = Trainer(model, optimizer, ClassificationTask(10), strategy,
+        ...                   global_batch_size=8, model_dir="/tmp/run")
+        >>> history = trainer.fit(train_fn, epochs=2, steps_per_epoch=10)
+    """
+
+    def __init__(self, model, optimizer, task, strategy=None, *, global_batch_size, model_dir,
+                 jit_compile=False, checkpoint_every=None, keep_checkpoints=3, log_every=20,
+                 phase1_epochs=None, verbose=1, throttle_s=0.0):
+        self.model = model
+        self.optimizer = optimizer
+        self.task = task
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.global_batch_size = int(global_batch_size)
+        self.model_dir = model_dir
+        self.jit_compile = bool(jit_compile)
+        self.checkpoint_every = checkpoint_every
+        self.log_every = max(int(log_every), 1)
+        self.phase1_epochs = phase1_epochs
+        self.chief = is_chief(self.strategy)
+        self.verbose = verbose if self.chief else 0
+        self.throttle_s = float(throttle_s)
+        self.checkpoint = TrainingCheckpoint(os.path.join(model_dir, "checkpoints"),
+                                             self.strategy, max_to_keep=keep_checkpoints,
+                                             model=model, optimizer=optimizer)
+        self.initial_step = self.checkpoint.restore()
+        self.step = self.initial_step
+        self._writers = None
+        self._train_fn = None
+        self._eval_fn = None
+
+    # ------------------------------------------------------------ steps
+    def _make_train_function(self):
+        model, optimizer, task, strategy = self.model, self.optimizer, self.task, self.strategy
+        gbs = self.global_batch_size
+
+        def replica_step(batch):
+            with tf.GradientTape() as tape:
+                loss, sums = task.train_step(model, batch, gbs)
+                if model.losses:
+                    loss += tf.add_n([tf.cast(l, tf.float32) for l in model.losses]) / \
+                        strategy.num_replicas_in_sync
+                scaled = optimizer.scale_loss(loss)
+            variables = model.trainable_variables
+            grads = tape.gradient(scaled, variables)
+            optimizer.apply_gradients(zip(grads, variables))
+            return sums
+
+        if self.jit_compile:
+            replica_step = tf.function(replica_step, jit_compile=True, reduce_retracing=True)
+
+        @tf.function
+        def train_function(iterator):
+            sums = strategy.run(replica_step, args=(next(iterator),))
+            return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                    for k, v in sums.items()}
+
+        return train_function
+
+    def _make_eval_function(self):
+        model, task, strategy = self.model, self.task, self.strategy
+
+        def replica_step(batch):
+            return task.eval_step(model, batch)
+
+        if self.jit_compile and not task.gather_eval:
+            replica_step = tf.function(replica_step, jit_compile=True, reduce_retracing=True)
+
+        @tf.function
+        def eval_function(iterator):
+            out = strategy.run(replica_step, args=(next(iterator),))
+            if task.gather_eval:
+                return {k: strategy.gather(v, axis=0) for k, v in out.items()}
+            return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                    for k, v in out.items()}
+
+        return eval_function
+
+    # ------------------------------------------------------------ logging
+    def _writer(self, name):
+        if not self.chief:
+            return None
+        if self._writers is None:
+            self._writers = {}
+        if name not in self._writers:
+            self._writers[name] = tf.summary.create_file_writer(
+                os.path.join(self.model_dir, "logs", name))
+        return self._writers[name]
+
+    def _log(self, name, values, step):
+        writer = self._writer(name)
+        if writer is None:
+            return
+        with writer.as_default(step=step):
+            for k, v in values.items():
+                # tf.summary.write with the scalars plugin's metadata: what
+                # tf.summary.scalar writes, without needing tensorboard installed.
+                tf.summary.write(k.replace("/", "_per_"), tf.constant(float(v), tf.float32),
+                                 metadata=_SCALAR_METADATA)
+        writer.flush()
+
+    # ------------------------------------------------------------ public
+    def save(self):
+        """Synchronise replica state and write a checkpoint at the current step
+        (collective: every worker calls it). Returns this worker's path.
+
+        Example:
+            >>> trainer.save()
+        """
+        sync_replica_state(self.strategy, self.model)
+        return self.checkpoint.save(self.step)
+
+    def evaluate(self, eval_fn, steps):
+        """Run ``steps`` global eval batches from ``eval_fn(input_context)``;
+        returns the task's ``eval_result()`` (also logged to TensorBoard).
+
+        Example:
+            >>> trainer.evaluate(lambda ctx: data.eval_dataset(256, ctx), 196)
+            {'loss': ..., 'top1': ..., 'top5': ...}
+        """
+        sync_replica_state(self.strategy, self.model)
+        if self._eval_fn is None:
+            self._eval_fn = self._make_eval_function()
+        iterator = iter(self.strategy.distribute_datasets_from_function(eval_fn))
+        self.task.eval_begin()
+        for _ in range(steps):
+            out = self._eval_fn(iterator)
+            self.task.eval_update({k: np.asarray(v) for k, v in out.items()})
+        result = self.task.eval_result()
+        self._log("eval", result, self.step)
+        return result
+
+    def fit(self, train_fn, epochs, steps_per_epoch, eval_fn=None, eval_steps=None):
+        """Train to ``epochs * steps_per_epoch`` global steps from the restored
+        step. ``train_fn(epoch, skip_steps, input_context)`` returns the
+        per-pipeline dataset of one epoch with its first ``skip_steps`` steps
+        skipped. Evaluates after each epoch when ``eval_fn`` is given. Returns
+        ``{"train": [per-epoch dicts], "eval": [...]}``.
+
+        Example:
+            >>> history = trainer.fit(train_fn, 90, 5004, eval_fn, 196)
+        """
+        history = {"train": [], "eval": []}
+        if self._train_fn is None:
+            self._train_fn = self._make_train_function()
+        total = epochs * steps_per_epoch
+        names = tuple(self.task.train_metrics)
+        while self.step < total:
+            epoch, skip = divmod(self.step, steps_per_epoch)
+            dist = self.strategy.distribute_datasets_from_function(
+                lambda ctx, e=epoch, s=skip: train_fn(e, s, ctx))
+            iterator = iter(dist)
+            if self.verbose:
+                print(f"Epoch {epoch + 1}/{epochs}" + (f" (resuming at step {skip})" if skip
+                                                        else ""), flush=True)
+            bar = keras.utils.Progbar(steps_per_epoch, verbose=self.verbose,
+                                      stateful_metrics=names + ("lr", "img/s"))
+            if skip and self.verbose:
+                bar.update(skip)
+            sums, window_t, window_n = {}, time.perf_counter(), 0
+            for _ in range(skip, steps_per_epoch):
+                out = self._train_fn(iterator)
+                self.step += 1
+                window_n += 1
+                for k, v in out.items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
+                count = max(sums.get("count", 1.0), 1.0)
+                now = time.perf_counter()
+                values = {k: sums.get(k, 0.0) / count for k in names}
+                values["lr"] = current_learning_rate(self.optimizer)
+                values["img/s"] = window_n * self.global_batch_size / max(now - window_t, 1e-9)
+                bar.update(self.step - epoch * steps_per_epoch, list(values.items()))
+                if self.step % self.log_every == 0:
+                    self._log("train", values, self.step)
+                    window_t, window_n = now, 0
+                if self.throttle_s:
+                    time.sleep(self.throttle_s)
+                if (self.checkpoint_every and self.step % self.checkpoint_every == 0
+                        and self.step % steps_per_epoch):
+                    self.save()
+            count = max(sums.get("count", 1.0), 1.0)
+            epoch_values = {k: sums.get(k, 0.0) / count for k in names}
+            history["train"].append(epoch_values)
+            self._log("train_epoch", epoch_values, self.step)
+            if self.phase1_epochs and epoch + 1 == self.phase1_epochs:
+                n = realign_pwlu(self.model, self.strategy)
+                if n and self.verbose:
+                    print(f"PWLU: phase I ended for {n} layer(s) after epoch {epoch + 1}.")
+            self.save()
+            if eval_fn is not None and eval_steps:
+                result = self.evaluate(eval_fn, eval_steps)
+                history["eval"].append(result)
+                if self.verbose:
+                    print("eval: " + "  ".join(f"{k}={v:.4f}" for k, v in result.items()),
+                          flush=True)
+        sync_replica_state(self.strategy, self.model)
+        self.checkpoint.cleanup()
+        return history

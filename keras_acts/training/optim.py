@@ -1,0 +1,88 @@
+"""Optimizer of the papers' recipes: SGD with momentum and weight decay that
+excludes normalization layers and keras_acts activation parameters.
+
+Example:
+    >>> opt = make_sgd(model, learning_rate=0.1, momentum=0.9, weight_decay=5e-5)
+"""
+
+import keras
+
+_NORM_TYPES = (keras.layers.BatchNormalization, keras.layers.LayerNormalization,
+               keras.layers.GroupNormalization)
+
+
+def is_keras_acts_layer(layer):
+    """True for layers defined in the keras_acts package (our activations).
+
+    Example:
+        >>> is_keras_acts_layer(keras.layers.ReLU())
+        False
+    """
+    return type(layer).__module__.startswith("keras_acts.")
+
+
+def weight_decay_exclusions(model, exclude_bias=False):
+    """Variables that must not be weight-decayed: every weight of a
+    normalization layer (BN, LN, GN; gamma and beta) and of a keras_acts
+    activation layer (PWLU points/bounds/slopes, ACON p1/p2/beta, Meta-ACON's
+    beta generator), plus biases when ``exclude_bias``. Nested layers are
+    searched. Returns a list without duplicates.
+
+    Example:
+        >>> excluded = weight_decay_exclusions(model)
+        >>> optimizer.exclude_from_weight_decay(var_list=excluded)
+    """
+    seen, out = set(), []
+
+    def add(variables):
+        for v in variables:
+            if id(v) not in seen:
+                seen.add(id(v))
+                out.append(v)
+
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, _NORM_TYPES) or is_keras_acts_layer(layer):
+            add(layer.trainable_weights)
+    if exclude_bias:
+        add(v for v in model.trainable_weights if v.path.split("/")[-1] == "bias")
+    return out
+
+
+def make_sgd(model, learning_rate, momentum=0.9, weight_decay=0.0, nesterov=False,
+             exclude_bias=False, loss_scale=None):
+    """SGD with momentum and decoupled weight decay (Keras' ``weight_decay``:
+    ``w -= lr * weight_decay * w`` each step, close to PyTorch's L2 ``weight_decay``
+    for SGD) that skips :func:`weight_decay_exclusions`. ``loss_scale=True``
+    wraps it in ``keras.optimizers.LossScaleOptimizer`` (needed with
+    ``mixed_float16``); ``None`` decides from the global dtype policy. Create
+    it inside ``strategy.scope()``; the optimizer is built on the model's
+    trainable variables so a checkpoint can restore its state immediately.
+
+    Example:
+        >>> with strategy.scope():
+        ...     opt = make_sgd(model, WarmupDecay(0.1, 1000, 50), weight_decay=1e-4)
+    """
+    opt = keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum,
+                               nesterov=nesterov, weight_decay=weight_decay or None)
+    if weight_decay:
+        opt.exclude_from_weight_decay(var_list=weight_decay_exclusions(model, exclude_bias))
+    if loss_scale is None:
+        loss_scale = keras.mixed_precision.global_policy().name == "mixed_float16"
+    if loss_scale:
+        opt = keras.optimizers.LossScaleOptimizer(opt)
+    opt.build(model.trainable_variables)
+    return opt
+
+
+def current_learning_rate(optimizer):
+    """The learning rate the optimizer applies at its current iteration (float).
+
+    Example:
+        >>> current_learning_rate(keras.optimizers.SGD(0.1))
+        0.1
+    """
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    lr = inner._learning_rate
+    if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
+        return float(lr(inner.iterations))
+    return float(keras.ops.convert_to_numpy(inner.learning_rate))
