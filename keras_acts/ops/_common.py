@@ -5,6 +5,7 @@ Nothing here holds Keras state; every function is a plain TensorFlow function.
 """
 
 import contextlib
+import functools
 import threading
 
 import tensorflow as tf
@@ -58,6 +59,78 @@ def reduce_to_shape(grad, shape):
     return tf.reshape(tf.reduce_sum(grad, axis=axes), shape)
 
 
+def in_xla_context():
+    """True while tracing code that XLA will compile (``jit_compile=True``).
+
+    The ops use it to pick formulations that XLA compiles well (e.g. fused
+    per-channel reductions) and keep plain TensorFlow kernels otherwise.
+
+    Example:
+        >>> in_xla_context()
+        False
+    """
+    from tensorflow.python.framework import ops as tf_ops  # noqa: PLC0415
+    from tensorflow.python.ops import control_flow_util  # noqa: PLC0415
+
+    return bool(control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph()))
+
+
+_FUSED_CACHE = {}
+
+
+def fused(fn, **static):
+    """``fn(*tensors, **static)`` as one XLA-compiled kernel, unless already inside one.
+
+    The custom gradients call their forward and backward through this: under
+    ``jit_compile=True`` the caller's XLA cluster fuses them anyway; in graph or
+    eager mode without XLA, a nested ``tf.function(jit_compile=True)`` makes
+    each of them one fused CPU/GPU kernel instead of a chain of full-tensor
+    TensorFlow ops (the plain graph-mode PWLU was ~25x ReLU, mostly memory
+    traffic between small ops). ``static`` are Python values fixed at trace time.
+
+    Example:
+        >>> y = fused(serf_forward)(tf.constant([1.0, 2.0]))
+    """
+    if in_xla_context():
+        return functools.partial(fn, **static) if static else fn
+    key = (fn, tuple(sorted(static.items())))
+    if key not in _FUSED_CACHE:
+        _FUSED_CACHE[key] = tf.function(functools.partial(fn, **static), jit_compile=True,
+                                        autograph=False)
+    return _FUSED_CACHE[key]
+
+
+def reduce_columns_to_shapes(columns, shapes):
+    """Sum each of ``columns`` (same static shape) to the matching ``shapes``.
+
+    Equivalent to ``[reduce_to_shape(c, s) for c, s in zip(columns, shapes)]``.
+    Under XLA the columns are stacked and summed over the axes every target
+    shape broadcasts along in one reduction (XLA:CPU compiles one stacked
+    reduction of a materialised operand into a fast vectorised kernel, while a
+    reduction fused with its elementwise producer, or one per column, is several
+    times slower); the remaining small sums are then done per column.
+
+    Example:
+        >>> a, b = reduce_columns_to_shapes([tf.ones([4, 3])] * 2, [[1, 3], [4, 1]])
+        >>> a.shape, b.shape
+        (TensorShape([1, 3]), TensorShape([4, 1]))
+    """
+    rank = columns[0].shape.rank
+    static = [tf.get_static_value(tf.convert_to_tensor(s, tf.int32)) for s in shapes]
+    full = columns[0].shape
+    if (not in_xla_context() or rank is None or not full.is_fully_defined()
+            or any(s is None or len(s) > rank for s in static) or len(columns) < 2):
+        return [reduce_to_shape(c, s) for c, s in zip(columns, shapes)]
+    padded = [[1] * (rank - len(s)) + list(s) for s in static]
+    common = [a for a in range(rank) if all(p[a] == 1 for p in padded) and full[a] != 1]
+    stacked = tf.stack(columns, axis=0)
+    # max(., -inf) is the identity (NaN stays NaN); it keeps the stack from
+    # being the reduction's root op, which XLA:CPU lowers to a slow loop.
+    stacked = tf.maximum(stacked, tf.constant(float("-inf"), stacked.dtype))
+    partial = tf.reduce_sum(stacked, axis=[a + 1 for a in common], keepdims=True)
+    return [reduce_to_shape(partial[i], s) for i, s in enumerate(shapes)]
+
+
 def export_mode_enabled():
     """True inside :func:`export_mode`: ops use TFLite-builtin formulations.
 
@@ -68,21 +141,47 @@ def export_mode_enabled():
     return getattr(_state, "export", False)
 
 
+def export_quantization():
+    """Quantization the current export targets: None, "float16", "dynamic_range", "int8".
+
+    Set by :func:`export_mode` (``quantization=``); None outside it. Ops use it
+    to trace a quantization-friendly formulation where the accurate float one
+    does not survive full-integer int8 (e.g. Serf's ~30-op rational erf).
+
+    Example:
+        >>> with export_mode(quantization="int8"):
+        ...     assert export_quantization() == "int8"
+    """
+    if not export_mode_enabled():
+        return None
+    return getattr(_state, "quantization", None)
+
+
 @contextlib.contextmanager
-def export_mode(enabled=True):
+def export_mode(enabled=True, quantization=None):
     """Context in which the ops trace inference-only, TFLite-builtin graphs.
 
     Inside it the ops skip their custom gradients (a converted model never
     differentiates) and replace ops that TFLite lacks as builtins (``tf.Erf``)
     by builtin formulations whose error is documented in each op.
+    ``quantization`` (None/"none", "float16", "dynamic_range" or "int8") names
+    the target of the export; with "int8" (full integer) ops may trace a
+    shorter, bounded-range formulation (see :func:`export_quantization`).
 
     Example:
         >>> with export_mode():
         ...     y = serf(tf.constant([1.0]))   # uses erf_builtin, no tf.Erf
+        >>> with export_mode(quantization="int8"):
+        ...     y = serf(tf.constant([1.0]))   # uses serf_int8_builtin
     """
-    previous = export_mode_enabled()
+    if quantization is not None:
+        quantization = str(quantization).lower().replace("-", "_")
+        if quantization == "none":
+            quantization = None
+    previous = export_mode_enabled(), getattr(_state, "quantization", None)
     _state.export = enabled
+    _state.quantization = quantization
     try:
         yield
     finally:
-        _state.export = previous
+        _state.export, _state.quantization = previous

@@ -19,7 +19,8 @@ import tensorflow as tf
 from keras_acts.ops._common import check_floating
 from keras_acts.ops._common import compute_dtype
 from keras_acts.ops._common import export_mode_enabled
-from keras_acts.ops._common import reduce_to_shape
+from keras_acts.ops._common import fused
+from keras_acts.ops._common import reduce_columns_to_shapes
 
 
 def acon_c_forward(x, p1, p2, beta):
@@ -39,6 +40,8 @@ def acon_c_forward(x, p1, p2, beta):
 def acon_c_backward(x, p1, p2, beta, dy):
     """Pure backward: (dL/dx, dL/dp1, dL/dp2, dL/dbeta), unreduced (shape of x).
 
+    One sigmoid, shared by every gradient.
+
     Example:
         >>> gx, g1, g2, gb = acon_c_backward(tf.constant(1.0), 1.0, 0.0, 1.0, 1.0)
     """
@@ -46,34 +49,55 @@ def acon_c_backward(x, p1, p2, beta, dy):
     dx = d * x
     z = beta * dx
     s = tf.sigmoid(z)
-    g = s * (1.0 + z * (1.0 - s))
+    s1 = s * (1.0 - s)
+    g = s + z * s1
     g = tf.where(tf.math.is_inf(z), tf.where(z > 0, tf.ones_like(g), tf.zeros_like(g)), g)
     dy_g = dy * g
     grad_x = dy_g * d + dy * p2
     grad_p1 = dy_g * x
     grad_p2 = dy * x - grad_p1
-    grad_beta = dy * s * (1.0 - s) * dx * dx
+    grad_beta = dy * s1 * dx * dx
     return grad_x, grad_p1, grad_p2, grad_beta
+
+
+def acon_c_builtin(x, p1, p2, beta):
+    """ACON-C for export: x * ((p1 - p2) * sigmoid(beta (p1 - p2) x) + p2).
+
+    The same function as :func:`acon_c_forward`, rearranged so that only five
+    ops touch the full-size tensor (MUL, LOGISTIC, MUL, ADD, MUL; ``beta * d``
+    is computed on the small parameter tensors) and no SELECT, which the
+    XNNPACK delegate cannot run. Inference only (used under ``export_mode``);
+    for x = -inf it gives -inf * (p2 or p1) instead of the limit handling of
+    :func:`acon_c_forward`.
+
+    Example:
+        >>> float(acon_c_builtin(tf.constant(1.0), 1.0, 0.0, 1.0))  # sigmoid(1)
+        0.7310...
+    """
+    d = p1 - p2
+    return x * (d * tf.sigmoid((beta * d) * x) + p2)
+
+
+def _acon_c_forward_kernel(x, p1, p2, beta):
+    cdt = compute_dtype(x.dtype)
+    return tf.cast(acon_c_forward(*(tf.cast(t, cdt) for t in (x, p1, p2, beta))), x.dtype)
+
+
+def _acon_c_backward_kernel(x, p1, p2, beta, dy):
+    cdt = compute_dtype(x.dtype)
+    gx, g1, g2, gb = acon_c_backward(*(tf.cast(t, cdt) for t in (x, p1, p2, beta, dy)))
+    r1, r2, rb = reduce_columns_to_shapes(
+        [g1, g2, gb], [tf.shape(p1), tf.shape(p2), tf.shape(beta)])
+    return (tf.cast(gx, x.dtype), tf.cast(r1, p1.dtype), tf.cast(r2, p2.dtype),
+            tf.cast(rb, beta.dtype))
 
 
 @tf.custom_gradient
 def _acon_c_custom(x, p1, p2, beta):
-    dtype = x.dtype
-    cdt = compute_dtype(dtype)
-    xc, p1c, p2c, bc = (tf.cast(t, cdt) for t in (x, p1, p2, beta))
-    y = tf.cast(acon_c_forward(xc, p1c, p2c, bc), dtype)
+    y = fused(_acon_c_forward_kernel)(x, p1, p2, beta)
 
     def grad(dy):
-        xr = tf.cast(x, cdt)
-        gx, g1, g2, gb = acon_c_backward(
-            xr, tf.cast(p1, cdt), tf.cast(p2, cdt), tf.cast(beta, cdt),
-            tf.cast(dy, cdt))
-        return (
-            tf.cast(gx, dtype),
-            tf.cast(reduce_to_shape(g1, tf.shape(p1)), p1.dtype),
-            tf.cast(reduce_to_shape(g2, tf.shape(p2)), p2.dtype),
-            tf.cast(reduce_to_shape(gb, tf.shape(beta)), beta.dtype),
-        )
+        return fused(_acon_c_backward_kernel)(x, p1, p2, beta, dy)
 
     return y, grad
 
@@ -96,6 +120,6 @@ def acon_c(x, p1, p2, beta):
     p1, p2, beta = (tf.convert_to_tensor(t, dtype_hint=x.dtype) for t in (p1, p2, beta))
     if export_mode_enabled():
         cdt = compute_dtype(x.dtype)
-        y = acon_c_forward(*(tf.cast(t, cdt) for t in (x, p1, p2, beta)))
+        y = acon_c_builtin(*(tf.cast(t, cdt) for t in (x, p1, p2, beta)))
         return tf.cast(y, x.dtype)
     return _acon_c_custom(x, p1, p2, beta)

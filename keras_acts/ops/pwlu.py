@@ -32,102 +32,147 @@ import tensorflow as tf
 from keras_acts.ops._common import check_floating
 from keras_acts.ops._common import compute_dtype
 from keras_acts.ops._common import export_mode_enabled
+from keras_acts.ops._common import fused
 
 # Smallest interval width allowed (bounds that cross or meet are clamped).
 MIN_WIDTH = 1e-6
 
 
 class _Geometry:
-    """Per-element quantities shared by forward and backward (recomputed)."""
+    """Per-element quantities shared by forward and backward (recomputed).
+
+    Every element falls in one of ``N + 2`` bins per channel: 0 left of B_L,
+    ``1 + i`` in interval i, ``N + 1`` right of B_R. ``key`` is the bin index
+    offset by ``channel * (N + 2)`` (a flat index into per-bin tables) and
+    ``tau`` the local coordinate: ``x - B_L`` on the left, ``t`` inside,
+    ``x - B_R`` on the right, so that ``f = V[key] + D[key] * tau`` with
+    ``V = (Y_0, Y_0..Y_{N-1}, Y_N)`` and ``D = (K_L, Y_1 - Y_0, ..., K_R)``.
+    """
 
     def __init__(self, x, left_bound, right_bound, points, left_slope, right_slope, axis):
         n = points.shape[-1] - 1
         rank = x.shape.rank
         channelwise = points.shape.rank == 2
+        bshape = [1] * rank
         if channelwise:
             c = points.shape[0]
-            bshape = [1] * rank
             bshape[axis] = c
-            offset = tf.reshape(tf.range(c, dtype=tf.int32) * (n + 1), bshape)
+            offset = tf.reshape(tf.range(c, dtype=tf.int32) * (n + 2), bshape)
         else:
-            bshape = [1] * rank
-            offset = tf.zeros(bshape, tf.int32)
+            offset = None
         self.n = n
         self.bshape = bshape
+        self.channelwise = channelwise
         dtype = x.dtype
         cast = lambda t: tf.reshape(tf.cast(t, dtype), bshape)  # noqa: E731
         self.L, self.R = cast(left_bound), cast(right_bound)
         self.KL, self.KR = cast(left_slope), cast(right_slope)
         self.width = tf.maximum(self.R - self.L, MIN_WIDTH)
-        inv_d = n / self.width
-        self.u = (x - self.L) * inv_d
+        self.inv_d = n / self.width
+        self.u = (x - self.L) * self.inv_d
         self.left = x < self.L
         self.right = x > self.R
+        # NaN -> interval 0 (its value and gradients stay NaN through tau).
         u_safe = tf.where(tf.math.is_nan(self.u), tf.zeros_like(self.u), self.u)
         idx_f = tf.clip_by_value(tf.floor(u_safe), 0.0, float(n - 1))
         t = self.u - idx_f
-        self.t = tf.where(self.left, tf.zeros_like(t), tf.where(self.right, tf.ones_like(t), t))
-        self.idx = tf.cast(idx_f, tf.int32) + offset
-        table = tf.reshape(tf.cast(points, dtype), [-1])
-        self.y0 = tf.gather(table, self.idx)
-        self.y1 = tf.gather(table, self.idx + 1)
-        self.inv_d = inv_d
+        self.tau = tf.where(self.left, x - self.L, tf.where(self.right, x - self.R, t))
+        bin_f = tf.where(self.left, tf.zeros_like(idx_f),
+                         tf.where(self.right, tf.fill(tf.shape(idx_f), tf.constant(n + 1, idx_f.dtype)),
+                                  idx_f + 1.0))
+        key = tf.cast(bin_f, tf.int32)
+        self.key = key if offset is None else key + offset
+
+    def tables(self, points):
+        """Flat per-bin tables (V, D) of shape (C * (N + 2),) in x's dtype."""
+        y = tf.cast(points, self.L.dtype)
+        kl, kr = (tf.reshape(t, [-1, 1]) for t in (self.KL, self.KR))
+        if not self.channelwise:
+            y = y[None]
+        first, last = y[:, :1], y[:, -1:]
+        values = tf.concat([first, y[:, :-1], last], axis=1)
+        deltas = tf.concat([kl, y[:, 1:] - y[:, :-1], kr], axis=1)
+        return tf.reshape(values, [-1]), tf.reshape(deltas, [-1])
 
 
-def _outer(mask, delta, slope):
-    # slope * delta on `mask`, exactly 0 where slope == 0 (also for infinite delta).
-    return tf.where(mask & tf.not_equal(slope, 0), slope * delta, tf.zeros_like(delta))
+def _times_tau(delta, tau):
+    # delta * tau, exactly 0 where delta == 0 and tau is infinite (the outer
+    # regions' limit: f(-inf) = Y_0 when K_L = 0); NaN tau stays NaN.
+    prod = delta * tau
+    return tf.where(tf.math.is_inf(tau) & tf.equal(delta, 0), tf.zeros_like(prod), prod)
 
 
 def pwlu_forward(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1):
     """Pure forward of PWLU in ``x``'s dtype (``axis`` non-negative).
+
+    One gather per table: ``f = V[key] + D[key] * tau`` (see :class:`_Geometry`),
+    which inside the bounds is ``Y_i + t (Y_{i+1} - Y_i)``.
 
     Example:
         >>> pts = tf.nn.relu(tf.linspace(-2.0, 2.0, 5))
         >>> pwlu_forward(tf.constant([-3.0, 0.5, 3.0]), -2.0, 2.0, pts, 0.0, 1.0)
     """
     g = _Geometry(x, left_bound, right_bound, points, left_slope, right_slope, axis)
-    inside = g.y0 + g.t * (g.y1 - g.y0)
-    return inside + _outer(g.left, x - g.L, g.KL) + _outer(g.right, x - g.R, g.KR)
+    values, deltas = g.tables(points)
+    return tf.gather(values, g.key) + _times_tau(tf.gather(deltas, g.key), g.tau)
+
+
+def _bin_sums(data, key, num_bins):
+    # Per-bin sums of the trailing 2 columns of `data`: one segment sum (an XLA
+    # scatter of 2-wide windows, one update per element).
+    return tf.math.unsorted_segment_sum(
+        tf.reshape(data, [-1, 2]), tf.reshape(key, [-1]), num_bins)
 
 
 def pwlu_backward(x, left_bound, right_bound, points, left_slope, right_slope, dy, axis=-1):
     """Pure backward: gradients for (x, B_L, B_R, Y, K_L, K_R), each in its own shape.
+
+    Every parameter gradient follows from two per-bin sums, ``S0 = sum dy`` and
+    ``S1 = sum dy * tau``, taken in one pass over the elements::
+
+        dY_i   += S0[i] - S1[i] (interval i),  dY_{i+1} += S1[i];  dY_0 += S0[left],
+                  dY_N += S0[right]
+        dK_L    = S1[left],   dK_R = S1[right]
+        dB_L    = sum_i s_i ((i - N) S0[i] + S1[i]) / N - K_L S0[left]
+        dB_R    = -sum_i s_i (i S0[i] + S1[i]) / N - K_R S0[right]
 
     Example:
         >>> grads = pwlu_backward(x, -2.0, 2.0, pts, 0.0, 1.0, tf.ones_like(x))
     """
     g = _Geometry(x, left_bound, right_bound, points, left_slope, right_slope, axis)
     n = g.n
-    slope = (g.y1 - g.y0) * g.inv_d
-    zeros = tf.zeros_like(x)
-    inner = ~(g.left | g.right)
-    grad_x = dy * tf.where(g.left, g.KL, tf.where(g.right, g.KR, slope))
-    dy_s = dy * slope
-    grad_l = tf.where(inner, dy_s * (g.u - n) / n, tf.where(g.left, -dy * g.KL, zeros))
-    grad_r = tf.where(inner, -dy_s * g.u / n, tf.where(g.right, -dy * g.KR, zeros))
-    grad_kl = tf.where(g.left, dy * (x - g.L), zeros)
-    grad_kr = tf.where(g.right, dy * (x - g.R), zeros)
+    _, deltas = g.tables(points)
+    # df/dx per bin: K_L, (Y_{i+1} - Y_i) / d, K_R.
+    inv_d = tf.reshape(g.inv_d, [-1, 1])
+    d2 = tf.reshape(deltas, [-1, n + 2])
+    slopes = tf.concat([d2[:, :1], d2[:, 1:-1] * inv_d, d2[:, -1:]], axis=1)
+    grad_x = dy * tf.gather(tf.reshape(slopes, [-1]), g.key)
 
-    keep = [a for a in range(x.shape.rank) if g.bshape[a] != 1]
-    axes = [a for a in range(x.shape.rank) if a not in keep]
+    sums = _bin_sums(tf.stack([dy, dy * g.tau], axis=-1), g.key, tf.size(slopes))
+    sums = tf.reshape(sums, [-1, n + 2, 2])
+    s0, s1 = sums[..., 0], sums[..., 1]
+    s0_in, s1_in = s0[:, 1:-1], s1[:, 1:-1]
+    zero = tf.zeros_like(s0[:, :1])
+    grad_points = (tf.concat([s0_in - s1_in, zero], 1) + tf.concat([zero, s1_in], 1)
+                   + tf.concat([s0[:, :1], tf.zeros_like(s0_in)], 1)
+                   + tf.concat([tf.zeros_like(s0_in), s0[:, -1:]], 1))
+    i = tf.cast(tf.range(n), s0.dtype)
+    s_in = slopes[:, 1:-1]
+    kl, kr = tf.reshape(g.KL, [-1]), tf.reshape(g.KR, [-1])
+    grad_l = tf.reduce_sum(s_in * ((i - n) * s0_in + s1_in), axis=1) / n - kl * s0[:, 0]
+    grad_r = -tf.reduce_sum(s_in * (i * s0_in + s1_in), axis=1) / n - kr * s0[:, -1]
+    grad_kl, grad_kr = s1[:, 0], s1[:, -1]
 
-    def reduce(t, like):
-        return tf.reshape(tf.reduce_sum(t, axis=axes), tf.shape(like))
+    def shaped(t, like):
+        return tf.reshape(t, tf.shape(like))
 
-    num_segments = tf.size(points)
-    idx = tf.reshape(g.idx, [-1])
-    w1 = tf.reshape(dy * g.t, [-1])
-    w0 = tf.reshape(dy, [-1]) - w1
-    grad_points = tf.math.unsorted_segment_sum(
-        tf.concat([w0, w1], 0), tf.concat([idx, idx + 1], 0), num_segments)
     return (
         grad_x,
-        reduce(grad_l, left_bound),
-        reduce(grad_r, right_bound),
-        tf.reshape(grad_points, tf.shape(points)),
-        reduce(grad_kl, left_slope),
-        reduce(grad_kr, right_slope),
+        shaped(grad_l, left_bound),
+        shaped(grad_r, right_bound),
+        shaped(grad_points, points),
+        shaped(grad_kl, left_slope),
+        shaped(grad_kr, right_slope),
     )
 
 
@@ -209,30 +254,37 @@ def _relu(x):
     return tf.where(x < 0, tf.zeros_like(x), x)
 
 
+def _pwlu_forward_kernel(x, left_bound, right_bound, points, left_slope, right_slope, active,
+                         axis):
+    cdt = compute_dtype(x.dtype)
+    y = pwlu_forward(tf.cast(x, cdt), left_bound, right_bound, points, left_slope,
+                     right_slope, axis=axis)
+    # Phase I (active False): ReLU. A select, not a cond: it fuses under XLA.
+    return tf.cast(tf.where(active, y, _relu(tf.cast(x, cdt))), x.dtype)
+
+
+def _pwlu_backward_kernel(x, left_bound, right_bound, points, left_slope, right_slope, active,
+                          dy, axis):
+    cdt = compute_dtype(x.dtype)
+    params = (left_bound, right_bound, points, left_slope, right_slope)
+    grads = pwlu_backward(tf.cast(x, cdt), *params, tf.cast(dy, cdt), axis=axis)
+    relu_dx = tf.where(x > 0, dy, tf.zeros_like(dy))
+    grad_x = tf.where(active, tf.cast(grads[0], x.dtype), relu_dx)
+    frozen = [tf.where(active, tf.cast(g, p.dtype), tf.zeros_like(p))
+              for g, p in zip(grads[1:], params)]
+    return [grad_x] + frozen
+
+
 def _pwlu_custom(axis):
     """Build the custom-gradient PWLU for a static channel ``axis``."""
 
     @tf.custom_gradient
     def op(x, left_bound, right_bound, points, left_slope, right_slope, active):
-        dtype = x.dtype
-        cdt = compute_dtype(dtype)
-        params = (left_bound, right_bound, points, left_slope, right_slope)
-
-        def fwd():
-            return tf.cast(pwlu_forward(tf.cast(x, cdt), *params, axis=axis), dtype)
-
-        y = tf.cond(active, fwd, lambda: _relu(x))
+        args = (x, left_bound, right_bound, points, left_slope, right_slope, active)
+        y = fused(_pwlu_forward_kernel, axis=axis)(*args)
 
         def grad(dy):
-            def bwd():
-                grads = pwlu_backward(tf.cast(x, cdt), *params, tf.cast(dy, cdt), axis=axis)
-                return [tf.cast(gr, p.dtype) for gr, p in zip(grads, (x,) + params)]
-
-            def relu_bwd():
-                return [tf.where(x > 0, dy, tf.zeros_like(dy))] + [
-                    tf.zeros_like(p) for p in params]
-
-            return tf.cond(active, bwd, relu_bwd) + [None]
+            return list(fused(_pwlu_backward_kernel, axis=axis)(*args, dy)) + [None]
 
         return y, grad
 
