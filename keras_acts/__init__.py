@@ -1,13 +1,18 @@
 """keras_acts: learnable activation functions for Keras 3 / TensorFlow.
 
 Layers: :class:`PWLU`, :class:`AconC`, :class:`MetaAcon`, :class:`Serf`;
-function :func:`serf`; lookup :func:`get`.
+function :func:`serf`; lookup :func:`get`; graph surgery
+:func:`swap_activations`; sub-packages ``backbones``, ``export``, ``training``
+and module ``plot`` (imported on first use: they pull in keras-cv / keras-hub,
+LiteRT and matplotlib).
 
 Example:
     >>> import keras, keras_acts
     >>> model = keras.Sequential([keras.Input((28, 28, 1)),
     ...                           keras.layers.Conv2D(16, 3), keras_acts.PWLU()])
 """
+
+import importlib
 
 from keras_acts import ops
 from keras_acts.callbacks import PWLUPhaseCallback
@@ -20,4 +25,16 @@ from keras_acts.registry import get
 
 __version__ = "0.1.0"
 
-__all__ = ["AconC", "MetaAcon", "PWLU", "PWLUPhaseCallback", "Serf", "get", "ops", "serf"]
+_LAZY_MODULES = ("backbones", "export", "training", "plot")
+
+
+def __getattr__(name):
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"keras_acts.{name}")
+    if name == "swap_activations":
+        return importlib.import_module("keras_acts.backbones").swap_activations
+    raise AttributeError(f"module 'keras_acts' has no attribute {name!r}")
+
+
+__all__ = ["AconC", "MetaAcon", "PWLU", "PWLUPhaseCallback", "Serf", "get", "ops", "serf",
+           "swap_activations", *_LAZY_MODULES]
