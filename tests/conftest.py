@@ -3,3 +3,33 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(__file__))
+
+import pytest  # noqa: E402
+
+
+# Tiny datasets in real formats (image folder, locally built TFDS) for the
+# pipeline tests in tests/training and tests/examples; built on first use.
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory):
+    from keras_acts.training.synthetic import write_image_folder
+
+    return write_image_folder(str(tmp_path_factory.mktemp("folder")), num_classes=3,
+                              per_class=8, val_per_class=3)
+
+
+@pytest.fixture(scope="session")
+def tfds_dir(tmp_path_factory):
+    from keras_acts.training.synthetic import build_tfds_classification
+
+    d = str(tmp_path_factory.mktemp("tfds"))
+    build_tfds_classification(d, name="tiny_images", num_classes=3, train=16, validation=6)
+    return d
+
+
+@pytest.fixture(scope="session")
+def tfds_detection_dir(tmp_path_factory):
+    from keras_acts.training.synthetic import build_tfds_detection
+
+    d = str(tmp_path_factory.mktemp("tfds_det"))
+    build_tfds_detection(d, name="tiny_voc", num_classes=3, train=16, validation=6, size=64)
+    return d

@@ -9,7 +9,7 @@ Data: a prepared TFDS detection dataset under ``--data_dir`` (``voc/2007``,
 Example::
 
     python examples/detection/train.py --dataset voc/2007 --data_dir ~/tfds \
-        --model_dir runs/yolo_serf --detector yolov8 --backbone resnet50 \
+        --model_dir runs/yolo_serf --detector yolov8 --backbone yolo_v8_s \
         --activation serf --strategy mirrored --batch_size 64 --epochs 50
 
 Kill it and rerun the same command: it resumes from the latest checkpoint.
@@ -18,10 +18,10 @@ Kill it and rerun the same command: it resumes from the latest checkpoint.
 import argparse
 import sys
 
-from keras_acts.training.data import DataDirError
 from keras_acts.training.detection import DETECTORS
 from keras_acts.training.detection import train_detector
 from keras_acts.training.flags import add_common_flags
+from keras_acts.training.flags import run_main
 
 
 def parse_args(argv=None):
@@ -43,15 +43,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        out = train_detector(**vars(args))
-    except DataDirError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if args.verbose:
-        print(f"done: step {out['final_step']}, final weights in {out['weights_path']}")
-    return 0
+    return run_main(train_detector, parse_args(argv))
 
 
 if __name__ == "__main__":

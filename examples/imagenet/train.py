@@ -21,8 +21,8 @@ import argparse
 import sys
 
 from keras_acts.training.classification import train_classifier
-from keras_acts.training.data import DataDirError
 from keras_acts.training.flags import add_common_flags
+from keras_acts.training.flags import run_main
 
 
 def parse_args(argv=None):
@@ -40,15 +40,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        out = train_classifier(**vars(args))
-    except DataDirError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if args.verbose:
-        print(f"done: step {out['final_step']}, final weights in {out['weights_path']}")
-    return 0
+    return run_main(train_classifier, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -41,12 +41,17 @@ MIN_WIDTH = 1e-6
 class _Geometry:
     """Per-element quantities shared by forward and backward (recomputed).
 
-    Every element falls in one of ``N + 2`` bins per channel: 0 left of B_L,
-    ``1 + i`` in interval i, ``N + 1`` right of B_R. ``key`` is the bin index
+    Every element falls in one of ``N + 2`` bins per channel:
+    ``bin = clip(floor(u) + 1, 0, N + 1)`` with ``u = (x - B_L) / d`` -- 0 left of
+    B_L, ``1 + i`` in interval i, ``N + 1`` right of B_R. ``key`` is the bin
     offset by ``channel * (N + 2)`` (a flat index into per-bin tables) and
-    ``tau`` the local coordinate: ``x - B_L`` on the left, ``t`` inside,
-    ``x - B_R`` on the right, so that ``f = V[key] + D[key] * tau`` with
-    ``V = (Y_0, Y_0..Y_{N-1}, Y_N)`` and ``D = (K_L, Y_1 - Y_0, ..., K_R)``.
+    ``tau = u - max(bin - 1, 0)`` the local coordinate in units of d (``u`` on
+    the left, ``t`` inside, ``u - N`` on the right), so that
+    ``f = V[key] + D[key] * tau`` with ``V = (Y_0, Y_0..Y_{N-1}, Y_N)`` and
+    ``D = (K_L d, Y_1 - Y_0, ..., Y_N - Y_{N-1}, K_R d)``. No where-chains: one
+    clamp decides the region, which keeps the XLA loop vectorised. The index is
+    clamped again in int32, so NaN (whose cast is implementation-defined) and
+    +-inf never index out of range; NaN stays NaN through ``tau``.
     """
 
     def __init__(self, x, left_bound, right_bound, points, left_slope, right_slope, axis):
@@ -69,24 +74,17 @@ class _Geometry:
         self.KL, self.KR = cast(left_slope), cast(right_slope)
         self.width = tf.maximum(self.R - self.L, MIN_WIDTH)
         self.inv_d = n / self.width
-        self.u = (x - self.L) * self.inv_d
-        self.left = x < self.L
-        self.right = x > self.R
-        # NaN -> interval 0 (its value and gradients stay NaN through tau).
-        u_safe = tf.where(tf.math.is_nan(self.u), tf.zeros_like(self.u), self.u)
-        idx_f = tf.clip_by_value(tf.floor(u_safe), 0.0, float(n - 1))
-        t = self.u - idx_f
-        self.tau = tf.where(self.left, x - self.L, tf.where(self.right, x - self.R, t))
-        bin_f = tf.where(self.left, tf.zeros_like(idx_f),
-                         tf.where(self.right, tf.fill(tf.shape(idx_f), tf.constant(n + 1, idx_f.dtype)),
-                                  idx_f + 1.0))
-        key = tf.cast(bin_f, tf.int32)
+        u = (x - self.L) * self.inv_d
+        bin_f = tf.clip_by_value(tf.floor(u) + 1.0, 0.0, float(n + 1))
+        self.tau = u - tf.maximum(bin_f - 1.0, 0.0)
+        key = tf.clip_by_value(tf.cast(bin_f, tf.int32), 0, n + 1)
         self.key = key if offset is None else key + offset
 
     def tables(self, points):
         """Flat per-bin tables (V, D) of shape (C * (N + 2),) in x's dtype."""
         y = tf.cast(points, self.L.dtype)
-        kl, kr = (tf.reshape(t, [-1, 1]) for t in (self.KL, self.KR))
+        d = tf.reshape(self.width / self.n, [-1, 1])
+        kl, kr = (tf.reshape(t, [-1, 1]) * d for t in (self.KL, self.KR))
         if not self.channelwise:
             y = y[None]
         first, last = y[:, :1], y[:, -1:]
@@ -132,9 +130,10 @@ def pwlu_backward(x, left_bound, right_bound, points, left_slope, right_slope, d
 
         dY_i   += S0[i] - S1[i] (interval i),  dY_{i+1} += S1[i];  dY_0 += S0[left],
                   dY_N += S0[right]
-        dK_L    = S1[left],   dK_R = S1[right]
-        dB_L    = sum_i s_i ((i - N) S0[i] + S1[i]) / N - K_L S0[left]
-        dB_R    = -sum_i s_i (i S0[i] + S1[i]) / N - K_R S0[right]
+        dK_L    = d S1[left],   dK_R = d S1[right]          (tau in units of d)
+        dB_L    = sum_i (Y_{i+1} - Y_i) ((i - N) S0[i] + S1[i]) / W - K_L S0[left]
+        dB_R    = -sum_i (Y_{i+1} - Y_i) (i S0[i] + S1[i]) / W - K_R S0[right]
+                  (W = B_R - B_L)
 
     Example:
         >>> grads = pwlu_backward(x, -2.0, 2.0, pts, 0.0, 1.0, tf.ones_like(x))
@@ -142,13 +141,10 @@ def pwlu_backward(x, left_bound, right_bound, points, left_slope, right_slope, d
     g = _Geometry(x, left_bound, right_bound, points, left_slope, right_slope, axis)
     n = g.n
     _, deltas = g.tables(points)
-    # df/dx per bin: K_L, (Y_{i+1} - Y_i) / d, K_R.
-    inv_d = tf.reshape(g.inv_d, [-1, 1])
-    d2 = tf.reshape(deltas, [-1, n + 2])
-    slopes = tf.concat([d2[:, :1], d2[:, 1:-1] * inv_d, d2[:, -1:]], axis=1)
-    grad_x = dy * tf.gather(tf.reshape(slopes, [-1]), g.key)
+    # df/dx = D[bin] / d on every bin: K_L, (Y_{i+1} - Y_i) / d, K_R.
+    grad_x = dy * tf.gather(deltas, g.key) * g.inv_d
 
-    sums = _bin_sums(tf.stack([dy, dy * g.tau], axis=-1), g.key, tf.size(slopes))
+    sums = _bin_sums(tf.stack([dy, dy * g.tau], axis=-1), g.key, tf.size(deltas))
     sums = tf.reshape(sums, [-1, n + 2, 2])
     s0, s1 = sums[..., 0], sums[..., 1]
     s0_in, s1_in = s0[:, 1:-1], s1[:, 1:-1]
@@ -157,11 +153,12 @@ def pwlu_backward(x, left_bound, right_bound, points, left_slope, right_slope, d
                    + tf.concat([s0[:, :1], tf.zeros_like(s0_in)], 1)
                    + tf.concat([tf.zeros_like(s0_in), s0[:, -1:]], 1))
     i = tf.cast(tf.range(n), s0.dtype)
-    s_in = slopes[:, 1:-1]
+    delta_in = tf.reshape(deltas, [-1, n + 2])[:, 1:-1] / tf.reshape(g.width, [-1, 1])
     kl, kr = tf.reshape(g.KL, [-1]), tf.reshape(g.KR, [-1])
-    grad_l = tf.reduce_sum(s_in * ((i - n) * s0_in + s1_in), axis=1) / n - kl * s0[:, 0]
-    grad_r = -tf.reduce_sum(s_in * (i * s0_in + s1_in), axis=1) / n - kr * s0[:, -1]
-    grad_kl, grad_kr = s1[:, 0], s1[:, -1]
+    d = tf.reshape(g.width, [-1]) / n
+    grad_l = tf.reduce_sum(delta_in * ((i - n) * s0_in + s1_in), axis=1) - kl * s0[:, 0]
+    grad_r = -tf.reduce_sum(delta_in * (i * s0_in + s1_in), axis=1) - kr * s0[:, -1]
+    grad_kl, grad_kr = d * s1[:, 0], d * s1[:, -1]
 
     def shaped(t, like):
         return tf.reshape(t, tf.shape(like))

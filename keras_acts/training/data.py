@@ -138,7 +138,87 @@ def eval_preprocess(encoded, image_size, crop_fraction=0.875):
 
 # ---------------------------------------------------------------- datasets
 
-class ClassificationData:
+class SplitBatches:
+    """Batch arithmetic shared by the pipelines' data objects (which set
+    ``num_train`` and ``num_eval``).
+
+    Example:
+        >>> data.steps_per_epoch(256), data.eval_steps(256)
+    """
+
+    num_train = 0
+    num_eval = 0
+
+    def steps_per_epoch(self, global_batch_size):
+        """Full global batches in one pass over the training split.
+
+        Example:
+            >>> data.steps_per_epoch(256)
+        """
+        return max(self.num_train // global_batch_size, 1)
+
+    def eval_steps(self, global_batch_size):
+        """Global eval batches covering the split once (last one padded).
+
+        Example:
+            >>> data.eval_steps(64)
+        """
+        return -(-self.num_eval // global_batch_size)
+
+
+def train_pipeline(records, preprocess, global_batch_size, steps, *, epoch=0, skip_steps=0,
+                   input_context=None, seed=0, shuffle_buffer=1):
+    """One input pipeline's training batches for one epoch: ``records``
+    shuffled with seed ``(seed, epoch)`` (same order on a resumed epoch),
+    repeated, sharded by ``input_context``, ``steps`` global steps long with
+    the first ``skip_steps`` skipped, mapped by ``preprocess(record, key)``
+    (``key``: a per-example stateless seed ``(seed * 1000 + epoch, index)``),
+    batched at the per-replica batch size (remainder dropped), prefetched.
+
+    Example:
+        >>> ds = train_pipeline(records, lambda r, key: r, 64, steps=100, epoch=3)
+    """
+    ctx = input_context or tf.distribute.InputContext()
+    batch = ctx.get_per_replica_batch_size(global_batch_size)
+    per_pipeline = global_batch_size // ctx.num_input_pipelines
+    ds = records.shuffle(shuffle_buffer, seed=seed * 100003 + epoch,
+                         reshuffle_each_iteration=False)
+    ds = ds.repeat().enumerate()
+    if ctx.num_input_pipelines > 1:
+        ds = ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id)
+    ds = ds.take(steps * per_pipeline).skip(skip_steps * per_pipeline)
+
+    def prep(index, record):
+        key = tf.stack([tf.cast(seed * 1000 + epoch, tf.int64), index])
+        return preprocess(record, key)
+
+    ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE)
+    return _no_autoshard(ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+
+
+def eval_pipeline(records, preprocess, num_examples, global_batch_size, input_context=None):
+    """One input pipeline's eval batches ``(*preprocess(record), weight)``: the
+    ``num_examples`` records padded with weight-0 repeats to whole global
+    batches, so every replica gets full batches (exact metrics, static shapes).
+
+    Example:
+        >>> ds = eval_pipeline(records, lambda r: r, 50000, 256)
+    """
+    ctx = input_context or tf.distribute.InputContext()
+    batch = ctx.get_per_replica_batch_size(global_batch_size)
+    padded = -(-num_examples // global_batch_size) * global_batch_size
+    ds = records.repeat().take(padded).enumerate()
+    if ctx.num_input_pipelines > 1:
+        ds = ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id)
+
+    def prep(index, record):
+        return (*preprocess(record), tf.cast(index < num_examples, tf.float32))
+
+    ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE)
+    return _no_autoshard(ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+
+
+class ClassificationData(SplitBatches):
     """A classification dataset ready for ``tf.distribute``.
 
     ``records(split)`` functions return a ``tf.data.Dataset`` of
@@ -166,83 +246,45 @@ class ClassificationData:
         self.seed = int(seed)
         self.shuffle_buffer = shuffle_buffer
 
-    def steps_per_epoch(self, global_batch_size):
-        """Full global batches in one pass over the training split.
-
-        Example:
-            >>> data.steps_per_epoch(256)
-        """
-        return max(self.num_train // global_batch_size, 1)
-
     def train_dataset(self, global_batch_size, epoch=0, skip_steps=0, input_context=None,
                       steps=None):
         """Training batches of ``(images float32 NHWC, labels int32)`` for one
-        input pipeline: shuffled with seed ``(seed, epoch)``, sharded by
-        ``input_context``, ``steps`` global steps long (default: one pass,
-        :meth:`steps_per_epoch`; the split is repeated when ``steps`` asks for
-        more), the first ``skip_steps`` of them skipped (resume), augmented
-        with per-example stateless seeds keyed by (epoch, index) so a resumed
-        epoch sees exactly the same batches, batched at the per-replica batch
-        size (remainder dropped), prefetched.
+        input pipeline (see :func:`train_pipeline`): ``steps`` global steps
+        long (default: one pass, :meth:`steps_per_epoch`; the split is
+        repeated when ``steps`` asks for more), the first ``skip_steps`` of
+        them skipped (resume), augmented with per-example stateless seeds keyed
+        by (epoch, index) so a resumed epoch sees exactly the same batches.
 
         Example:
             >>> ds = data.train_dataset(64, epoch=3, skip_steps=10)
         """
-        ctx = input_context or tf.distribute.InputContext()
-        batch = ctx.get_per_replica_batch_size(global_batch_size)
-        per_pipeline = global_batch_size // ctx.num_input_pipelines
-        steps = steps or self.steps_per_epoch(global_batch_size)
-        ds = self._train_records(epoch)
-        buffer = self.shuffle_buffer or self.num_train
-        ds = ds.shuffle(buffer, seed=self.seed * 100003 + epoch, reshuffle_each_iteration=False)
-        ds = ds.repeat().enumerate()
-        if ctx.num_input_pipelines > 1:
-            ds = ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id)
-        ds = ds.take(steps * per_pipeline).skip(skip_steps * per_pipeline)
-        size, seed = self.image_size, self.seed
+        size = self.image_size
 
-        def prep(index, record):
+        def preprocess(record, key):
             encoded, label = record
-            key = tf.stack([tf.cast(seed * 1000 + epoch, tf.int64), index])
             return train_preprocess(encoded, key, size), tf.cast(label, tf.int32)
 
-        ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE)
-        ds = ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-        return _no_autoshard(ds)
+        return train_pipeline(self._train_records(epoch), preprocess, global_batch_size,
+                              steps or self.steps_per_epoch(global_batch_size), epoch=epoch,
+                              skip_steps=skip_steps, input_context=input_context,
+                              seed=self.seed, shuffle_buffer=self.shuffle_buffer or self.num_train)
 
     def eval_dataset(self, global_batch_size, input_context=None):
         """Evaluation batches of ``(images, labels, weights)``: centre crops, the
         split padded with weight-0 copies to a multiple of the global batch
-        so every replica gets full batches (exact metrics, static shapes).
+        (see :func:`eval_pipeline`).
 
         Example:
             >>> for images, labels, weights in data.eval_dataset(64): ...
         """
-        ctx = input_context or tf.distribute.InputContext()
-        batch = ctx.get_per_replica_batch_size(global_batch_size)
-        n = self.num_eval
-        padded = self.eval_steps(global_batch_size) * global_batch_size
-        ds = self._eval_records().repeat().take(padded).enumerate()
-        if ctx.num_input_pipelines > 1:
-            ds = ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id)
         size = self.image_size
 
-        def prep(index, record):
+        def preprocess(record):
             encoded, label = record
-            weight = tf.cast(index < n, tf.float32)
-            return eval_preprocess(encoded, size), tf.cast(label, tf.int32), weight
+            return eval_preprocess(encoded, size), tf.cast(label, tf.int32)
 
-        ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE)
-        ds = ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-        return _no_autoshard(ds)
-
-    def eval_steps(self, global_batch_size):
-        """Global eval batches covering the split once (last one padded).
-
-        Example:
-            >>> data.eval_steps(64)
-        """
-        return -(-self.num_eval // global_batch_size)
+        return eval_pipeline(self._eval_records(), preprocess, self.num_eval, global_batch_size,
+                             input_context)
 
 
 def _no_autoshard(ds):
@@ -308,6 +350,18 @@ def tfds_builder(name, data_dir=None, manual_dir=None, download=False):
     return builder
 
 
+def check_splits(builder, name, data_dir, splits):
+    """Raise :class:`DataDirError` unless the TFDS ``builder`` has every split.
+
+    Example:
+        >>> check_splits(builder, "voc/2007", "/data/tfds", ("train", "validation"))
+    """
+    for split in splits:
+        if split not in builder.info.splits:
+            raise DataDirError(f"TFDS dataset {name!r} in {data_dir!r} has no split {split!r} "
+                               f"(it has {sorted(builder.info.splits)}).")
+
+
 def tfds_data(name, data_dir=None, image_size=224, seed=0, train_split="train",
               eval_split="validation", image_key="image", label_key="label",
               shuffle_buffer=16384, manual_dir=None, download=False):
@@ -320,11 +374,8 @@ def tfds_data(name, data_dir=None, image_size=224, seed=0, train_split="train",
     import tensorflow_datasets as tfds
 
     builder = tfds_builder(name, data_dir, manual_dir, download)
+    check_splits(builder, name, data_dir, (train_split, eval_split))
     info = builder.info
-    for split in (train_split, eval_split):
-        if split not in info.splits:
-            raise DataDirError(f"TFDS dataset {name!r} in {data_dir!r} has no split {split!r} "
-                               f"(it has {sorted(info.splits)}).")
     decoders = {image_key: tfds.decode.SkipDecoding()}
 
     def records(split, epoch=None):

@@ -12,21 +12,13 @@ Example:
     ...                      detector="yolov8", backbone="resnet50", activation="serf")
 """
 
-import os
-
-import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_acts.training import data as data_lib
-from keras_acts.training.loop import Trainer
-from keras_acts.training.models import activation_factory
-from keras_acts.training.optim import make_sgd
-from keras_acts.training.schedules import WarmupDecay
-from keras_acts.training.schedules import scaled_learning_rate
-from keras_acts.training.strategy import create_strategy
-from keras_acts.training.strategy import set_mixed_precision
-from keras_acts.training.strategy import worker_dir
+from keras_acts.training.models import build_backbone
+from keras_acts.training.recipe import recipe_options
+from keras_acts.training.recipe import run_recipe
 
 DETECTORS = ("yolov8", "retinanet")
 BOX_FORMAT = "xyxy"
@@ -34,7 +26,7 @@ BOX_FORMAT = "xyxy"
 
 # ---------------------------------------------------------------- data
 
-class DetectionData:
+class DetectionData(data_lib.SplitBatches):
     """A TFDS detection dataset as dense padded batches for ``tf.distribute``:
     ``images`` (float32 in [0, 255], resized to ``image_size`` square) and
     ``{"boxes": [B, max_boxes, 4] xyxy pixels, "classes": [B, max_boxes]}``
@@ -51,12 +43,8 @@ class DetectionData:
         import tensorflow_datasets as tfds
 
         self.builder = data_lib.tfds_builder(name, data_dir, download=download)
+        data_lib.check_splits(self.builder, name, data_dir, (train_split, eval_split))
         info = self.builder.info
-        for split in (train_split, eval_split):
-            if split not in info.splits:
-                raise data_lib.DataDirError(
-                    f"TFDS dataset {name!r} in {data_dir!r} has no split {split!r} (it has "
-                    f"{sorted(info.splits)}).")
         try:
             objects = info.features["objects"]
             label_feature = objects["label"]
@@ -72,22 +60,6 @@ class DetectionData:
         self.image_size, self.max_boxes, self.seed = int(image_size), int(max_boxes), int(seed)
         self._splits = (train_split, eval_split)
         self._tfds = tfds
-
-    def steps_per_epoch(self, global_batch_size):
-        """Full global batches in one pass over the training split.
-
-        Example:
-            >>> data.steps_per_epoch(64)
-        """
-        return max(self.num_train // global_batch_size, 1)
-
-    def eval_steps(self, global_batch_size):
-        """Global eval batches covering the split (last one padded).
-
-        Example:
-            >>> data.eval_steps(64)
-        """
-        return -(-self.num_eval // global_batch_size)
 
     def _records(self, split, epoch=None):
         cfg = self._tfds.ReadConfig(shuffle_seed=None if epoch is None else self.seed + epoch)
@@ -123,25 +95,12 @@ class DetectionData:
         Example:
             >>> ds = data.train_dataset(16, epoch=2, skip_steps=5)
         """
-        ctx = input_context or tf.distribute.InputContext()
-        batch = ctx.get_per_replica_batch_size(global_batch_size)
-        per_pipeline = global_batch_size // ctx.num_input_pipelines
-        steps = steps or self.steps_per_epoch(global_batch_size)
-        ds = self._records(self._splits[0], epoch)
-        ds = ds.shuffle(min(self.num_train, 4096), seed=self.seed * 100003 + epoch,
-                        reshuffle_each_iteration=False).repeat().enumerate()
-        if ctx.num_input_pipelines > 1:
-            ds = ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id)
-        ds = ds.take(steps * per_pipeline).skip(skip_steps * per_pipeline)
-        seed = self.seed
-
-        def prep(index, record):
-            key = tf.stack([tf.cast(seed * 1000 + epoch, tf.int64), index])
-            return self._prepare(*record, flip_seed=key)
-
-        ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE)
-        return data_lib._no_autoshard(ds.batch(batch, drop_remainder=True)
-                                      .prefetch(tf.data.AUTOTUNE))
+        return data_lib.train_pipeline(
+            self._records(self._splits[0], epoch),
+            lambda record, key: self._prepare(*record, flip_seed=key), global_batch_size,
+            steps or self.steps_per_epoch(global_batch_size), epoch=epoch,
+            skip_steps=skip_steps, input_context=input_context, seed=self.seed,
+            shuffle_buffer=min(self.num_train, 4096))
 
     def eval_dataset(self, global_batch_size, input_context=None):
         """Eval batches ``(images, targets, weights)``, padded with weight-0
@@ -150,71 +109,33 @@ class DetectionData:
         Example:
             >>> for images, targets, weights in data.eval_dataset(16): ...
         """
-        ctx = input_context or tf.distribute.InputContext()
-        batch = ctx.get_per_replica_batch_size(global_batch_size)
-        n = self.num_eval
-        padded = self.eval_steps(global_batch_size) * global_batch_size
-        ds = self._records(self._splits[1]).repeat().take(padded).enumerate()
-        if ctx.num_input_pipelines > 1:
-            ds = ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id)
-
-        def prep(index, record):
-            image, target = self._prepare(*record)
-            return image, target, tf.cast(index < n, tf.float32)
-
-        ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE)
-        return data_lib._no_autoshard(ds.batch(batch, drop_remainder=True)
-                                      .prefetch(tf.data.AUTOTUNE))
+        return data_lib.eval_pipeline(self._records(self._splits[1]),
+                                      lambda record: self._prepare(*record), self.num_eval,
+                                      global_batch_size, input_context)
 
 
 # ---------------------------------------------------------------- models
 
-def tiny_pyramid_backbone(input_shape, activation, width=8):
-    """A 5-stage conv-BN-activation backbone with ``pyramid_level_inputs``
-    (P3-P5 layer names) as keras-cv detectors expect; for tests and smoke runs.
-
-    Example:
-        >>> bb = tiny_pyramid_backbone((64, 64, 3), activation_factory("serf"))
-        >>> bb.pyramid_level_inputs["P5"]
-        'P5'
-    """
-    inputs = keras.Input(input_shape)
-    x = inputs
-    for i, mult in enumerate((1, 1, 2, 4, 4)):
-        x = keras.layers.Conv2D(width * mult, 3, strides=2, padding="same", use_bias=False,
-                                name=f"conv{i + 1}")(x)
-        x = keras.layers.BatchNormalization(name=f"bn{i + 1}")(x)
-        x = activation()(x)
-        if i >= 2:
-            x = keras.layers.Identity(name=f"P{i + 1}")(x)
-    model = keras.Model(inputs, x, name="tiny_pyramid")
-    model.pyramid_level_inputs = {f"P{i}": f"P{i}" for i in (3, 4, 5)}
-    return model
-
-
 def build_detector(detector, backbone, activation, num_classes, image_size, source="keras_cv",
                    **act_kwargs):
     """keras-cv ``YOLOV8Detector`` (``detector="yolov8"``) or ``RetinaNet`` on
-    backbone ``backbone``: ``"tiny_pyramid"`` is built here; anything else by
-    ``keras_acts.backbones.build(..., source=source)``, which must return a
-    model with ``pyramid_level_inputs``. Boxes are ``xyxy`` pixels.
+    backbone ``backbone`` (built by :func:`models.build_backbone`: ``"tiny_pyramid"``,
+    or ``keras_acts.backbones.build(..., source=source)``, e.g. ``"yolo_v8_xs"``
+    with ``source="keras_cv"``), which must expose ``pyramid_level_inputs``.
+    The compiled loss is built at once (see :func:`build_compiled_loss`).
+    Boxes are ``xyxy`` pixels.
 
     Example:
         >>> model = build_detector("yolov8", "tiny_pyramid", "pwlu", 20, 64)
     """
     import keras_cv
 
-    input_shape = (image_size, image_size, 3)
-    if backbone == "tiny_pyramid":
-        bb = tiny_pyramid_backbone(input_shape, activation_factory(activation, **act_kwargs))
-    else:
-        from keras_acts import backbones
-
-        if not hasattr(backbones, "build"):
-            raise ValueError(f"Backbone {backbone!r} needs keras_acts.backbones.build; use "
-                             "'tiny_pyramid'.")
-        bb = backbones.build(backbone, activation=activation, source=source,
-                             input_shape=input_shape)
+    bb = build_backbone(backbone, activation, (image_size, image_size, 3), source, **act_kwargs)
+    if not getattr(bb, "pyramid_level_inputs", None):
+        raise ValueError(f"Backbone {backbone!r} ({source}) has no `pyramid_level_inputs`, "
+                         "which keras-cv detectors need; use a detector backbone such as "
+                         "'yolo_v8_xs' ... 'yolo_v8_xl' or 'resnet18' / 'resnet50' with "
+                         "source 'keras_cv', or 'tiny_pyramid'.")
     if detector == "yolov8":
         model = keras_cv.models.YOLOV8Detector(num_classes=num_classes,
                                                bounding_box_format=BOX_FORMAT,
@@ -228,7 +149,37 @@ def build_detector(detector, backbone, activation, num_classes, image_size, sour
                       jit_compile=False)
     else:
         raise ValueError(f"detector must be one of {DETECTORS}; received {detector!r}.")
+    build_compiled_loss(model)
     return model
+
+
+def build_compiled_loss(model):
+    """Create the variables of ``model``'s compiled loss now (call inside
+    ``strategy.scope()``; a no-op when already built or not compiled).
+
+    keras-cv detectors' ``compute_loss`` ends in ``keras.Model.compute_loss``,
+    whose ``CompileLoss`` builds lazily on first use and then adds one ``Mean``
+    tracker per loss term (``box_loss``, ``class_loss``): variables created
+    inside the first call of the distributed ``tf.function`` train step.
+    Under ``MirroredStrategy`` their initialisers cannot be lifted out of the
+    function, TensorFlow falls back to its ``fn_with_cond`` initialisation
+    path, and the step fails with ``InvalidArgumentError ...
+    __inference_fn_with_cond``. Building the loss here, with placeholders of
+    the loss dict's structure, keeps variable creation out of the step.
+
+    Example:
+        >>> with strategy.scope():
+        ...     build_compiled_loss(model)
+    """
+    compile_loss = getattr(model, "_compile_loss", None)
+    if compile_loss is None or compile_loss.built:
+        return
+    user_loss = getattr(compile_loss, "_user_loss", None)
+    if isinstance(user_loss, dict):
+        dummy = {key: np.zeros((1, 1), "float32") for key in user_loss}
+    else:
+        dummy = np.zeros((1, 1), "float32")
+    compile_loss.build(dummy, dummy)
 
 
 # ---------------------------------------------------------------- task
@@ -329,47 +280,11 @@ def train_detector(*, data_dir, model_dir, dataset="voc/2007", detector="yolov8"
         >>> out = train_detector(data_dir="/tmp/tfds", dataset="tiny_voc", model_dir="/tmp/d",
         ...                      image_size=64, batch_size=4, epochs=1, steps_per_epoch=2)
     """
-    strat = distribution or create_strategy(strategy, tpu=tpu)
-    set_mixed_precision(mixed_precision, strategy)
-    try:
-        data = DetectionData(dataset, data_dir, image_size, max_boxes, seed, train_split,
-                             eval_split, download)
-        keras.utils.set_random_seed(seed)
-        steps_per_epoch = steps_per_epoch or data.steps_per_epoch(batch_size)
-        if eval_steps is None:
-            eval_steps = data.eval_steps(batch_size)
-        phase1_steps = int(round(pwlu_phase1_epochs * steps_per_epoch))
-        act_kwargs = {"phase1_steps": phase1_steps} if activation == "pwlu" else {}
-        realign_epoch = None
-        if activation == "pwlu" and pwlu_phase1_epochs and float(pwlu_phase1_epochs).is_integer():
-            realign_epoch = int(pwlu_phase1_epochs)
-        with strat.scope():
-            model = build_detector(detector, backbone, activation, data.num_classes, image_size,
-                                   source, **act_kwargs)
-            schedule = WarmupDecay(scaled_learning_rate(lr, batch_size),
-                                   total_steps=epochs * steps_per_epoch,
-                                   warmup_steps=int(warmup_epochs * steps_per_epoch),
-                                   decay=lr_schedule)
-            optimizer = make_sgd(model, schedule, momentum=momentum, nesterov=nesterov,
-                                 weight_decay=weight_decay)
-        trainer = Trainer(model, optimizer, DetectionTask(), strat, global_batch_size=batch_size,
-                          model_dir=model_dir, jit_compile=jit_compile,
-                          checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
-                          log_every=log_every, phase1_epochs=realign_epoch, verbose=verbose,
-                          throttle_s=throttle_s)
-        if verbose and trainer.initial_step:
-            print(f"Resumed from {trainer.checkpoint.latest} at step {trainer.initial_step}.")
-        history = trainer.fit(
-            lambda epoch, skip, ctx: data.train_dataset(batch_size, epoch, skip, ctx,
-                                                        steps=steps_per_epoch),
-            epochs, steps_per_epoch,
-            eval_fn=lambda ctx: data.eval_dataset(batch_size, ctx), eval_steps=eval_steps)
-        path = os.path.join(worker_dir(model_dir, strat), "final.weights.h5")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        model.save_weights(path)
-        return {"history": history, "model": model, "trainer": trainer, "strategy": strat,
-                "initial_step": trainer.initial_step, "final_step": trainer.step,
-                "weights_path": path}
-    finally:
-        if mixed_precision:
-            keras.mixed_precision.set_global_policy("float32")
+    options = dict(locals())
+    return run_recipe(
+        load_data=lambda: DetectionData(dataset, data_dir, image_size, max_boxes, seed,
+                                        train_split, eval_split, download),
+        build_model=lambda data, act_kwargs: build_detector(
+            detector, backbone, activation, data.num_classes, image_size, source, **act_kwargs),
+        make_task=lambda data: DetectionTask(),
+        **recipe_options(options))

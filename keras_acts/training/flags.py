@@ -28,9 +28,11 @@ def add_common_flags(parser, default_backbone="resnet50", default_lr=0.1, defaul
                    help="mixed_float16 (mixed_bfloat16 on TPU) with loss scaling.")
     g = parser.add_argument_group("model")
     g.add_argument("--backbone", default=default_backbone,
-                   help="keras_acts.backbones name (e.g. resnet18, resnet50, "
-                        "mobilenet_v3_small) or tiny_cnn.")
-    g.add_argument("--source", default="keras_hub", choices=("keras_hub", "keras_cv"),
+                   help="keras_acts.backbones name (classification: resnet18, resnet50, "
+                        "mobilenet_v3_small, efficientnet_b0, ...; detection: yolo_v8_xs ... "
+                        "yolo_v8_xl, resnet18 / resnet50 with --source keras_cv) or "
+                        "tiny_cnn / tiny_pyramid (smoke tests).")
+    g.add_argument("--source", default="keras_hub", choices=("keras_hub", "keras_cv", "keras"),
                    help="library the backbone comes from.")
     g.add_argument("--activation", default="pwlu",
                    help="pwlu | acon_c | meta_acon | serf (or a Keras name, e.g. relu).")
@@ -68,3 +70,25 @@ def add_common_flags(parser, default_backbone="resnet50", default_lr=0.1, defaul
     g.add_argument("--throttle_s", type=float, default=0.0,
                    help="debugging: sleep this long after every step.")
     return parser
+
+
+def run_main(train_fn, args):
+    """The body of an example script's ``main``: ``train_fn(**vars(args))``;
+    a :class:`data.DataDirError` is printed to stderr (exit status 2), success
+    prints the final step and weights path (exit status 0).
+
+    Example:
+        >>> sys.exit(run_main(train_classifier, parse_args()))
+    """
+    import sys
+
+    from keras_acts.training.data import DataDirError
+
+    try:
+        out = train_fn(**vars(args))
+    except DataDirError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.verbose:
+        print(f"done: step {out['final_step']}, final weights in {out['weights_path']}")
+    return 0

@@ -50,29 +50,68 @@ def tiny_cnn(input_shape, activation, width=8, name="tiny_cnn"):
     return keras.Model(inputs, x, name=name)
 
 
+def tiny_pyramid_backbone(input_shape, activation, width=8):
+    """A 5-stage conv-BN-activation backbone with ``pyramid_level_inputs``
+    (P3-P5 layer names) as keras-cv detectors expect; for tests and smoke runs.
+
+    Example:
+        >>> bb = tiny_pyramid_backbone((64, 64, 3), activation_factory("serf"))
+        >>> bb.pyramid_level_inputs["P5"]
+        'P5'
+    """
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for i, mult in enumerate((1, 1, 2, 4, 4)):
+        x = keras.layers.Conv2D(width * mult, 3, strides=2, padding="same", use_bias=False,
+                                name=f"conv{i + 1}")(x)
+        x = keras.layers.BatchNormalization(name=f"bn{i + 1}")(x)
+        x = activation()(x)
+        if i >= 2:
+            x = keras.layers.Identity(name=f"P{i + 1}")(x)
+    model = keras.Model(inputs, x, name="tiny_pyramid")
+    model.pyramid_level_inputs = {f"P{i}": f"P{i}" for i in (3, 4, 5)}
+    return model
+
+
+TINY_BACKBONES = {"tiny_cnn": tiny_cnn, "tiny_pyramid": tiny_pyramid_backbone}
+
+
+def swap_activation(activation, **act_kwargs):
+    """The ``activation`` argument for ``keras_acts.backbones.build``: a
+    keras_acts layer used as a template (cloned per site with the site's name,
+    dtype and channel axis, so ``act_kwargs`` such as PWLU's ``phase1_steps``
+    reach every layer), or, for a Keras activation name (baselines), a
+    factory ``f(site)`` of ``keras.layers.Activation`` layers.
+
+    Example:
+        >>> template = swap_activation("pwlu", phase1_steps=5000)
+    """
+    if activation in ACTIVATIONS:
+        import keras_acts
+
+        return keras_acts.get(activation, **act_kwargs)
+    keras.activations.get(activation)  # validates the name
+    return lambda site: keras.layers.Activation(activation, name=site.name)
+
+
 def build_backbone(name, activation, input_shape, source="keras_hub", **act_kwargs):
-    """Feature extractor ``name`` with keras_acts activation ``activation``:
-    ``"tiny_cnn"`` is built here, anything else by
-    ``keras_acts.backbones.build(name, activation=..., source=..., input_shape=...)``
-    (no pretrained weights are downloaded by this function).
+    """Feature extractor ``name`` with activation ``activation``:
+    ``"tiny_cnn"`` / ``"tiny_pyramid"`` are built here, anything else by
+    ``keras_acts.backbones.builders.build(name, activation=..., source=...,
+    input_shape=...)`` (random weights; nothing is downloaded). Detector backbones expose
+    ``pyramid_level_inputs``.
 
     Example:
         >>> backbone = build_backbone("resnet50", "meta_acon", (224, 224, 3))
+        >>> backbone = build_backbone("yolo_v8_xs", "pwlu", (64, 64, 3), "keras_cv",
+        ...                           phase1_steps=100)
     """
-    if name == "tiny_cnn":
-        return tiny_cnn(input_shape, activation_factory(activation, **act_kwargs))
-    try:
-        from keras_acts import backbones
-    except ImportError as err:
-        raise ValueError(f"Backbone {name!r} needs keras_acts.backbones, which is not "
-                         "available; use 'tiny_cnn'.") from err
-    if activation in ACTIVATIONS and act_kwargs:
-        try:
-            return backbones.build(name, activation=activation_factory(activation, **act_kwargs),
-                                   source=source, input_shape=input_shape)
-        except (TypeError, ValueError):
-            pass
-    return backbones.build(name, activation=activation, source=source, input_shape=input_shape)
+    if name in TINY_BACKBONES:
+        return TINY_BACKBONES[name](input_shape, activation_factory(activation, **act_kwargs))
+    from keras_acts.backbones.builders import build
+
+    return build(name, activation=swap_activation(activation, **act_kwargs), source=source,
+                 input_shape=input_shape)
 
 
 def build_classifier(backbone, activation, num_classes, image_size=224, source="keras_hub",

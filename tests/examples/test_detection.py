@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from examples_helpers import DETECTION
-from examples_helpers import run_script
+from training_support import DETECTION
+from training_support import run_script
 
 
 def _script():
@@ -72,12 +72,31 @@ def test_retinanet_serf(tfds_detection_dir, tmp_path):
                                  activation="serf")) == 0
 
 
+def test_detector_loss_is_built_before_the_train_step():
+    # Regression: keras-cv's compiled loss created its Mean trackers inside the
+    # first distributed train step, which failed under MirroredStrategy
+    # (InvalidArgumentError in __inference_fn_with_cond).
+    from keras_acts.training.detection import build_detector
+
+    model = build_detector("yolov8", "tiny_pyramid", "serf", 3, 64)
+    assert model._compile_loss.built
+    assert {m.name for m in model._compile_loss.metrics} >= {"box_loss", "class_loss"}
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(reason="known open bug: YOLOV8 train step under MirroredStrategy fails with "
-                          "InvalidArgumentError in __inference_fn_with_cond (not yet debugged)",
-                   strict=False)
 def test_yolov8_mirrored_two_logical_cpus(tfds_detection_dir, tmp_path):
     proc = run_script(DETECTION, _flags(tfds_detection_dir, str(tmp_path), strategy="mirrored"),
                       logical_cpus=2, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "done: step 2" in proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("detector,backbone,activation", [
+    ("yolov8", "yolo_v8_xs", "pwlu"), ("yolov8", "yolo_v8_xs", "acon_c"),
+    ("retinanet", "resnet18", "serf"),
+])
+def test_real_detector_backbones(tfds_detection_dir, tmp_path, detector, backbone, activation):
+    flags = _flags(tfds_detection_dir, str(tmp_path), detector=detector, backbone=backbone,
+                   source="keras_cv", activation=activation, eval_steps=1)
+    assert _script().main(flags) == 0

@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from examples_helpers import IMAGENET
-from examples_helpers import LAUNCH
-from examples_helpers import run_script
-from examples_helpers import tiny_flags
+from training_support import IMAGENET
+from training_support import LAUNCH
+from training_support import run_script
+from training_support import tiny_flags
 
 
 def _script():
@@ -114,3 +114,34 @@ def test_killed_run_resumes_from_last_checkpoint(image_folder, tmp_path):
     assert "Epoch 1/2" not in resumed.stdout
     assert "done: step 8" in resumed.stdout
     assert (ckpt_dir / "ckpt-8.index").exists()
+
+
+def _train_real_backbone(image_folder, tmp_path, backbone, source, activation):
+    from keras_acts.training.classification import train_classifier
+
+    args = _script().parse_args(tiny_flags(image_folder, str(tmp_path), backbone=backbone,
+                                           source=source, activation=activation,
+                                           batch_size=4, eval_steps=1))
+    out = train_classifier(**vars(args))
+    assert out["final_step"] == 2
+    assert 0.0 <= out["history"]["eval"][-1]["top1"] <= 1.0
+    return out
+
+
+def test_resnet18_keras_hub_pwlu(image_folder, tmp_path):
+    from keras_acts.training import pwlu_layers
+
+    out = _train_real_backbone(image_folder, tmp_path, "resnet18", "keras_hub", "pwlu")
+    layers = pwlu_layers(out["model"])  # every ReLU of ResNet-18, realigned after epoch 1
+    assert len(layers) == 17 and not any(layer.in_phase1 for layer in layers)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone,source,activation", [
+    ("resnet18", "keras_hub", "acon_c"), ("resnet18", "keras_hub", "meta_acon"),
+    ("resnet18", "keras_hub", "serf"), ("resnet18", "keras_cv", "pwlu"),
+    ("mobilenet_v3_small", "keras_cv", "pwlu"), ("mobilenet_v3_small", "keras_cv", "acon_c"),
+    ("mobilenet_v3_small", "keras_cv", "meta_acon"), ("mobilenet_v3_small", "keras_cv", "serf"),
+])
+def test_real_backbones(image_folder, tmp_path, backbone, source, activation):
+    _train_real_backbone(image_folder, tmp_path, backbone, source, activation)

@@ -1,11 +1,13 @@
-"""Helpers: paths and subprocess launchers for the pipeline tests."""
+"""Shared by tests/training and tests/examples: paths, tiny command-line
+flags and subprocess launchers for the pipeline tests (the tiny-dataset
+fixtures live in tests/conftest.py)."""
 
 import os
 import socket
 import subprocess
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH = os.path.join(REPO, "tests", "training", "launch.py")
 IMAGENET = os.path.join(REPO, "examples", "imagenet", "train.py")
 DETECTION = os.path.join(REPO, "examples", "detection", "train.py")

@@ -1,0 +1,127 @@
+"""What the classification and detection recipes share: strategy and
+precision set-up, the PWLU phase-I length in epochs, SGD with warm-up and
+decay built in the strategy's scope, the :class:`loop.Trainer` run with
+resume, and the final weights. Each recipe supplies its data, model and task.
+
+Example:
+    >>> out = run_recipe(load_data=lambda: data, build_model=make_model,
+    ...                  make_task=lambda data: ClassificationTask(data.num_classes),
+    ...                  model_dir="/tmp/run", activation="pwlu", epochs=1, batch_size=8)
+"""
+
+import inspect
+import os
+
+import keras
+
+from keras_acts.training.loop import Trainer
+from keras_acts.training.optim import make_sgd
+from keras_acts.training.schedules import WarmupDecay
+from keras_acts.training.schedules import scaled_learning_rate
+from keras_acts.training.strategy import create_strategy
+from keras_acts.training.strategy import set_mixed_precision
+from keras_acts.training.strategy import task_info
+from keras_acts.training.strategy import worker_dir
+
+
+def final_weights_path(model_dir, strategy):
+    """Where a run writes its final weights: ``model_dir/final.weights.h5`` on
+    the chief, a worker-private folder elsewhere.
+
+    Example:
+        >>> final_weights_path("/tmp/run", tf.distribute.get_strategy())
+        '/tmp/run/final.weights.h5'
+    """
+    return os.path.join(worker_dir(model_dir, strategy), "final.weights.h5")
+
+
+def pwlu_phase1(activation, pwlu_phase1_epochs, steps_per_epoch):
+    """``(activation kwargs, realign epoch)`` for a PWLU phase I of
+    ``pwlu_phase1_epochs`` epochs: ``{"phase1_steps": ...}`` for PWLU (``{}``
+    otherwise) and the epoch at whose end the trainer realigns (``None``
+    unless PWLU and a whole, non-zero number of epochs).
+
+    Example:
+        >>> pwlu_phase1("pwlu", 5, 100)
+        ({'phase1_steps': 500}, 5)
+    """
+    if activation != "pwlu":
+        return {}, None
+    act_kwargs = {"phase1_steps": int(round(pwlu_phase1_epochs * steps_per_epoch))}
+    realign = None
+    if pwlu_phase1_epochs and float(pwlu_phase1_epochs).is_integer():
+        realign = int(pwlu_phase1_epochs)
+    return act_kwargs, realign
+
+
+def recipe_options(values):
+    """The entries of ``values`` (a recipe's arguments, e.g. its ``locals()``)
+    that :func:`run_recipe` takes besides the data / model / task callables.
+
+    Example:
+        >>> recipe_options({"epochs": 2, "backbone": "resnet18"})
+        {'epochs': 2}
+    """
+    names = set(inspect.signature(run_recipe).parameters) - {"load_data", "build_model",
+                                                             "make_task"}
+    return {k: v for k, v in values.items() if k in names}
+
+
+def run_recipe(*, load_data, build_model, make_task, model_dir, activation, epochs,
+               batch_size, steps_per_epoch=None, eval_steps=None, lr=0.1, lr_schedule="cosine",
+               warmup_epochs=5.0, momentum=0.9, nesterov=False, weight_decay=1e-4,
+               pwlu_phase1_epochs=5.0, strategy="default", tpu=None, jit_compile=False,
+               mixed_precision=False, checkpoint_every=1000, keep_checkpoints=3, log_every=50,
+               seed=0, verbose=1, throttle_s=0.0, distribution=None):
+    """Train (or resume) ``build_model(data, act_kwargs)`` (called in the
+    strategy's scope) on ``load_data()`` (a :class:`data.SplitBatches` with
+    ``train_dataset`` / ``eval_dataset``) with task ``make_task(data)``.
+
+    The data is loaded (and validated) before anything is built. ``lr`` is per
+    256 images; warm-up and decay run over the whole training. Returns a dict
+    with ``history``, ``model``, ``trainer``, ``strategy``, ``initial_step``,
+    ``final_step``, ``weights_path`` and ``task`` (this process'
+    ``(task_type, task_id)``). ``distribution`` may pass a ready strategy.
+
+    Example:
+        >>> out = run_recipe(load_data=load, build_model=build, make_task=task,
+        ...                  model_dir="/tmp/run", activation="serf", epochs=1, batch_size=8)
+    """
+    strat = distribution or create_strategy(strategy, tpu=tpu)
+    set_mixed_precision(mixed_precision, strategy)
+    try:
+        data = load_data()
+        keras.utils.set_random_seed(seed)
+        steps_per_epoch = steps_per_epoch or data.steps_per_epoch(batch_size)
+        if eval_steps is None:
+            eval_steps = data.eval_steps(batch_size)
+        act_kwargs, realign_epoch = pwlu_phase1(activation, pwlu_phase1_epochs, steps_per_epoch)
+        with strat.scope():
+            model = build_model(data, act_kwargs)
+            schedule = WarmupDecay(scaled_learning_rate(lr, batch_size),
+                                   total_steps=epochs * steps_per_epoch,
+                                   warmup_steps=int(warmup_epochs * steps_per_epoch),
+                                   decay=lr_schedule)
+            optimizer = make_sgd(model, schedule, momentum=momentum, nesterov=nesterov,
+                                 weight_decay=weight_decay)
+        trainer = Trainer(model, optimizer, make_task(data), strat,
+                          global_batch_size=batch_size, model_dir=model_dir,
+                          jit_compile=jit_compile, checkpoint_every=checkpoint_every,
+                          keep_checkpoints=keep_checkpoints, log_every=log_every,
+                          phase1_epochs=realign_epoch, verbose=verbose, throttle_s=throttle_s)
+        if verbose and trainer.initial_step:
+            print(f"Resumed from {trainer.checkpoint.latest} at step {trainer.initial_step}.")
+        history = trainer.fit(
+            lambda epoch, skip, ctx: data.train_dataset(batch_size, epoch, skip, ctx,
+                                                        steps=steps_per_epoch),
+            epochs, steps_per_epoch,
+            eval_fn=lambda ctx: data.eval_dataset(batch_size, ctx), eval_steps=eval_steps)
+        path = final_weights_path(model_dir, strat)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        model.save_weights(path)
+        return {"history": history, "model": model, "trainer": trainer, "strategy": strat,
+                "initial_step": trainer.initial_step, "final_step": trainer.step,
+                "weights_path": path, "task": task_info(strat)}
+    finally:
+        if mixed_precision:
+            keras.mixed_precision.set_global_policy("float32")
