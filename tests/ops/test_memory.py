@@ -5,6 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from benchmarks.reference import plain_acon_c
+from benchmarks.reference import plain_pwlu
+from benchmarks.reference import plain_serf
 from keras_acts import ops
 from keras_acts.layers import MetaAcon
 from keras_acts.ops.memory import saved_bytes
@@ -13,34 +16,6 @@ from keras_acts.ops.memory import saved_for_backward
 SHAPE = (4, 8, 8, 16)
 C, N = SHAPE[-1], 8
 X_BYTES = int(np.prod(SHAPE)) * 4
-
-
-def _plain_serf(x):
-    return x * tf.math.erf(tf.math.softplus(x))
-
-
-def _plain_acon_c(x, p1, p2, beta):
-    dx = (p1 - p2) * x
-    return dx * tf.sigmoid(beta * dx) + p2 * x
-
-
-def _plain_pwlu(x, left, right, points, kl, kr):
-    # Gather-based PWLU, channel on the last axis, differentiated by autodiff.
-    n = points.shape[-1] - 1
-    if points.shape.rank == 2:
-        offset = tf.range(points.shape[0]) * (n + 1)
-    else:
-        offset = tf.zeros([], tf.int32)
-    u = (x - left) * (n / (right - left))
-    idx_f = tf.clip_by_value(tf.floor(u), 0.0, float(n - 1))
-    t = u - idx_f
-    idx = tf.cast(idx_f, tf.int32) + offset
-    table = tf.reshape(points, [-1])
-    y0, y1 = tf.gather(table, idx), tf.gather(table, idx + 1)
-    inside = y0 + t * (y1 - y0)
-    left_part = tf.gather(table, offset) + kl * (x - left)
-    right_part = tf.gather(table, offset + n) + kr * (x - right)
-    return tf.where(x < left, left_part, tf.where(x > right, right_part, inside))
 
 
 def _pwlu_params(channelwise):
@@ -64,13 +39,13 @@ def _cases():
     meta.build(SHAPE)
     pc, pl, ap = _pwlu_params(True), _pwlu_params(False), _acon_params()
     return {
-        "serf": ((ops.serf, [x]), (_plain_serf, [x])),
-        "acon_c": ((ops.acon_c, [x] + ap), (_plain_acon_c, [x] + ap)),
-        "pwlu_channelwise": ((ops.pwlu, [x] + pc), (_plain_pwlu, [x] + pc)),
-        "pwlu_layerwise": ((ops.pwlu, [x] + pl), (_plain_pwlu, [x] + pl)),
+        "serf": ((ops.serf, [x]), (plain_serf, [x])),
+        "acon_c": ((ops.acon_c, [x] + ap), (plain_acon_c, [x] + ap)),
+        "pwlu_channelwise": ((ops.pwlu, [x] + pc), (plain_pwlu, [x] + pc)),
+        "pwlu_layerwise": ((ops.pwlu, [x] + pl), (plain_pwlu, [x] + pl)),
         # The layer's activation: ACON-C with a generated per-sample beta.
         "meta_acon": ((lambda t: meta(t, training=True), [x]),
-                      (lambda t: _plain_acon_c(t, *_meta_parts(meta, t)), [x])),
+                      (lambda t: plain_acon_c(t, *_meta_parts(meta, t)), [x])),
     }
 
 
