@@ -1,0 +1,76 @@
+"""Parameter counts per backbone x activation, as a markdown table.
+
+Run ``python -m keras_acts.backbones.param_table`` (about a minute or two on a
+laptop CPU; nothing is downloaded). Options: ``--names resnet18 resnet50`` to
+restrict the rows, ``--placement acon_resnet`` for ACON's ResNet placement.
+"""
+
+import argparse
+
+from keras_acts.backbones.builders import DEFAULT_SOURCE
+from keras_acts.backbones.builders import build
+from keras_acts.backbones.sites import find_activation_sites
+from keras_acts.backbones.swap import swap_activations
+
+ACTIVATIONS = ("pwlu", "acon_c", "meta_acon", "serf")
+HEADERS = {"pwlu": "PWLU", "acon_c": "ACON-C", "meta_acon": "Meta-ACON", "serf": "Serf"}
+ROWS = ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
+        "efficientnet_b0", "yolo_v8_xs", "retinanet_resnet50")
+
+
+def param_counts(names=ROWS, activations=ACTIVATIONS, placement="all",
+                 input_shape=(224, 224, 3)):
+    """One dict per backbone: name, source, sites, original count and one count
+    per activation (each on a fresh swap of the same original model).
+
+    Example:
+        >>> param_counts(["resnet18"], ["acon_c"])[0]["acon_c"] - 11186112
+        11712
+    """
+    rows = []
+    for name in names:
+        source = DEFAULT_SOURCE[name]
+        model = build(name, source=source, input_shape=input_shape)
+        row = {"name": name, "source": source, "original": model.count_params(),
+               "sites": len(find_activation_sites(model, placement=placement))}
+        for activation in activations:
+            row[activation] = swap_activations(
+                model, activation, placement=placement).count_params()
+        rows.append(row)
+    return rows
+
+
+def markdown_table(rows, activations=ACTIVATIONS):
+    """Markdown table of :func:`param_counts` rows: totals with the increase over
+    the original in parentheses.
+
+    Example:
+        >>> print(markdown_table(param_counts(["resnet18"])))
+        | backbone | source | sites | original | PWLU | ...
+    """
+    header = ["backbone", "source", "sites", "original"] + [HEADERS.get(a, a)
+                                                           for a in activations]
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + "|"]
+    for row in rows:
+        cells = [row["name"], row["source"], str(row["sites"]), f"{row['original']:,}"]
+        cells += [f"{row[a]:,} (+{row[a] - row['original']:,})" for a in activations]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    """Print the table (command-line entry point).
+
+    Example:
+        >>> main(["--names", "resnet18"])
+    """
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--names", nargs="+", default=list(ROWS), choices=sorted(DEFAULT_SOURCE))
+    parser.add_argument("--placement", default="all", choices=["all", "acon_resnet"])
+    args = parser.parse_args(argv)
+    print(markdown_table(param_counts(args.names, placement=args.placement)))
+
+
+if __name__ == "__main__":
+    main()
