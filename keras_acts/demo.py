@@ -72,7 +72,11 @@ STEP_METRICS = ("loss", "accuracy")
 
 
 class DatasetUnavailable(RuntimeError):
-    """Fashion-MNIST is neither present nor installable."""
+    """Fashion-MNIST is neither present nor installable (the demo exits with code 2).
+
+    Example:
+        >>> raise DatasetUnavailable("apt-get is not available")
+    """
 
 
 # ----------------------------------------------------------------------------- data

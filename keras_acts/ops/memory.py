@@ -79,7 +79,6 @@ def saved_for_backward(fn, *args):
         ['x0']
     """
     specs = [_spec(a) for a in args]
-    tensor_args = [a for a, s in zip(args, specs) if isinstance(s, tf.TensorSpec)]
     tensor_specs = [s for s in specs if isinstance(s, tf.TensorSpec)]
 
     def call(tensors):
