@@ -72,3 +72,15 @@ def numeric_grad(f, x, eps=1e-6):
         flat[i] = old
         gflat[i] = (fp - fm) / (2 * eps)
     return g
+
+
+def assert_gradients_match_numerical(grads, values, ref_fn, w, rtol, atol):
+    """Each grads[i] equals the central differences of sum(ref_fn(*values) * w) in values[i]."""
+    for i, grad in enumerate(grads):
+        def f(v, i=i):
+            vals = list(values)
+            vals[i] = v
+            return np.sum(ref_fn(*vals) * w)
+
+        np.testing.assert_allclose(np.asarray(grad), numeric_grad(f, values[i]), rtol=rtol,
+                                   atol=atol, err_msg=f"argument {i}")

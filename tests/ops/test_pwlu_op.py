@@ -76,14 +76,8 @@ def test_gradients_numerical_and_autodiff(channelwise):
     values = [x] + params
     for i, g in enumerate(grads):
         assert g.shape == args[i].shape
-
-        def f(v, i=i):
-            vals = list(values)
-            vals[i] = v
-            return np.sum(reference.pwlu(*vals) * w)
-
-        np.testing.assert_allclose(g.numpy(), reference.numeric_grad(f, values[i]), rtol=1e-5,
-                                   atol=1e-6, err_msg=f"argument {i}")
+    reference.assert_gradients_match_numerical(grads, values, reference.pwlu, w, rtol=1e-5,
+                                               atol=1e-6)
     if not channelwise:
         with tf.GradientTape() as tape:
             tape.watch(args)
