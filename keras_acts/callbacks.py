@@ -1,6 +1,7 @@
 """Keras callbacks for the keras_acts learning methods."""
 
 import keras
+import tensorflow as tf
 
 from keras_acts.layers import PWLU
 
@@ -15,16 +16,22 @@ def pwlu_layers(model):
             if isinstance(layer, PWLU)]
 
 
-def realign_pwlu(model):
+def realign_pwlu(model, strategy=None):
     """Realign every PWLU layer of ``model`` still in phase I; return their count.
+
+    Runs in ``strategy``'s cross-replica context (default: the current
+    strategy), so every replica's copy receives the same realigned parameters
+    (their statistics are all-reduced in phase I).
 
     Example:
         >>> realign_pwlu(model)   # ends phase I everywhere
         3
     """
+    strategy = strategy or tf.distribute.get_strategy()
     layers = [layer for layer in pwlu_layers(model) if layer.built and layer.in_phase1]
-    for layer in layers:
-        layer.realign()
+    with strategy.scope():
+        for layer in layers:
+            layer.realign()
     return len(layers)
 
 

@@ -18,11 +18,11 @@ from keras_acts.training.data import image_folder_data
 from keras_acts.training.data import tfds_data
 from keras_acts.training.loop import ClassificationTask
 from keras_acts.training.loop import Trainer
-from keras_acts.training.loop import realign_pwlu
+from keras_acts.callbacks import pwlu_layers
+from keras_acts.callbacks import realign_pwlu
 from keras_acts.training.loop import sync_replica_state
 from keras_acts.training.models import activation_factory
 from keras_acts.training.models import build_classifier
-from keras_acts.training.models import pwlu_layers
 from keras_acts.training.optim import make_sgd
 from keras_acts.training.optim import weight_decay_exclusions
 from keras_acts.training.schedules import WarmupDecay

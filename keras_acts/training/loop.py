@@ -29,7 +29,7 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from keras_acts.training.checkpoint import TrainingCheckpoint
-from keras_acts.training.models import pwlu_layers
+from keras_acts.callbacks import realign_pwlu
 from keras_acts.training.optim import current_learning_rate
 from keras_acts.training.strategy import is_chief
 
@@ -150,26 +150,6 @@ def sync_replica_state(strategy, model):
         cached = (strategy, fn)
         _SYNC_CACHE[model] = cached
     cached[1]()
-
-
-def realign_pwlu(model, strategy=None):
-    """End phase I of every PWLU layer of ``model`` still in it (calls
-    ``layer.realign()`` in cross-replica context; every replica receives the
-    same realigned points since their statistics are all-reduced). Returns the
-    number of layers realigned.
-
-    Example:
-        >>> realign_pwlu(model, strategy)   # at the end of epoch phase1_epochs
-        12
-    """
-    strategy = strategy or tf.distribute.get_strategy()
-    count = 0
-    with strategy.scope():
-        for layer in pwlu_layers(model):
-            if layer.in_phase1:
-                layer.realign()
-                count += 1
-    return count
 
 
 class Trainer:

@@ -134,15 +134,3 @@ def build_classifier(backbone, activation, num_classes, image_size=224, source="
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name=f"{backbone}_{activation}_classifier")
-
-
-def pwlu_layers(model):
-    """Every PWLU layer in ``model`` (nested models included).
-
-    Example:
-        >>> for layer in pwlu_layers(model): layer.realign()
-    """
-    import keras_acts
-
-    return [l for l in model._flatten_layers(include_self=False, recursive=True)
-            if isinstance(l, keras_acts.PWLU)]

@@ -13,7 +13,7 @@ import keras_acts
 from keras_acts.training import data as data_lib
 from keras_acts.training import schedules
 from keras_acts.training.checkpoint import TrainingCheckpoint
-from keras_acts.training.loop import realign_pwlu
+from keras_acts.training import realign_pwlu
 from keras_acts.training.models import build_classifier
 from keras_acts.training.optim import make_sgd
 from keras_acts.training.optim import weight_decay_exclusions
