@@ -16,8 +16,7 @@ import time
 import keras
 import numpy as np
 
-from keras_acts.callbacks import PWLUPhaseCallback  # noqa: F401  (phase handled in-layer)
-from keras_acts.data.fashion_mnist import load_fashion_mnist
+from keras_acts.demo import load_data
 from keras_acts.export import representative_from_array
 from keras_acts.export import run_tflite
 from keras_acts.export import to_tflite
@@ -30,7 +29,9 @@ _DATA = {}
 def fashion_mnist():
     """Cached ((x_train, y_train), (x_test, y_test)), images float32 in [0, 1], NHWC."""
     if not _DATA:
-        (x, y), (xt, yt) = load_fashion_mnist()
+        # Real Fashion-MNIST (Debian's dataset-fashion-mnist, installed like the main job
+        # does when it is missing).
+        (x, y), (xt, yt) = load_data()
         _DATA["d"] = ((x[..., None].astype("float32") / 255.0, y.astype("int32")),
                       (xt[..., None].astype("float32") / 255.0, yt.astype("int32")))
     return _DATA["d"]
