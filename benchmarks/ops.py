@@ -6,7 +6,8 @@ ReLU and ``keras.activations.silu``, and a plain autodiff implementation of
 each of our formulas (``benchmarks/reference.py``), on a (32, 56, 56, 64) and a
 (8, 14, 14, 64) float32 tensor. All candidates of one (size, mode, compiler)
 are timed in interleaved rounds; the table shows the median time and its ratio
-to ReLU's median from the same rounds. The bytes kept for the backward pass
+to ReLU's median from the same rounds. "fwd+bwd" returns the output and every
+gradient (input and parameters), as a training step needs them. The bytes kept for the backward pass
 come from :func:`keras_acts.ops.memory.saved_for_backward`.
 
 Usage::
@@ -103,8 +104,10 @@ def _compiled(fn, backward, jit):
             tape.watch(p)
             y = fn(x, *p)
         sources = [x, *p, *tape.watched_variables()]
-        return tape.gradient(y, sources, output_gradients=dy,
-                             unconnected_gradients="zero")
+        # y is returned too: otherwise XLA drops the forward as dead code and
+        # "forward+backward" would time the backward alone.
+        return [y, *tape.gradient(y, sources, output_gradients=dy,
+                                  unconnected_gradients="zero")]
 
     return tf.function(step, jit_compile=jit)
 

@@ -33,6 +33,7 @@ from keras_acts.ops._common import check_floating
 from keras_acts.ops._common import compute_dtype
 from keras_acts.ops._common import export_mode_enabled
 from keras_acts.ops._common import fused
+from keras_acts.ops._common import materialized
 
 # Smallest interval width allowed (bounds that cross or meet are clamped).
 MIN_WIDTH = 1e-6
@@ -81,7 +82,11 @@ class _Geometry:
         self.key = key if offset is None else key + offset
 
     def tables(self, points):
-        """Flat per-bin tables (V, D) of shape (C * (N + 2),) in x's dtype."""
+        """Flat per-bin tables (V, D) of shape (C * (N + 2),) in x's dtype.
+
+        Each is :func:`materialized`, so XLA gathers from a computed buffer
+        instead of rebuilding the table for every element.
+        """
         y = tf.cast(points, self.L.dtype)
         d = tf.reshape(self.width / self.n, [-1, 1])
         kl, kr = (tf.reshape(t, [-1, 1]) * d for t in (self.KL, self.KR))
@@ -90,7 +95,7 @@ class _Geometry:
         first, last = y[:, :1], y[:, -1:]
         values = tf.concat([first, y[:, :-1], last], axis=1)
         deltas = tf.concat([kl, y[:, 1:] - y[:, :-1], kr], axis=1)
-        return tf.reshape(values, [-1]), tf.reshape(deltas, [-1])
+        return materialized(tf.reshape(values, [-1])), materialized(tf.reshape(deltas, [-1]))
 
 
 def _times_tau(delta, tau):
