@@ -15,6 +15,11 @@ delegate), ``--warmup`` invokes, then ``--rounds`` x ``--per-round`` timed
 invokes per model; the median is reported. Ratios are to the original
 ReLU/hard-swish model.
 
+Reference "floor" rows replace every site by 1, 2 or 4 elementwise builtin ops
+that the converter cannot fold into the convolution (:class:`ElementwiseChain`):
+they show what each elementwise pass per site costs, a lower bound for any
+activation built from that many builtin ops.
+
 Usage::
 
     python benchmarks/tflite.py [--threads 2] [--rounds 15] [--per-round 10]
@@ -44,8 +49,51 @@ from keras_acts.export import load_interpreter  # noqa: E402
 from keras_acts.export import to_tflite  # noqa: E402
 
 ACTIVATIONS = ("pwlu", "acon_c", "meta_acon", "serf")
+# Reference rows: every site replaced by a chain of this many builtin elementwise
+# ops that the converter cannot fold into the convolution (x*x, then +x, *x, ...),
+# the cost floor of any activation that needs that many ops.
+FLOOR_OPS = (1, 2, 4)
 TARGETS = {"pwlu": 1.15, "acon_c": 1.15, "meta_acon": 1.3, "serf": 1.3}
 LAYER_KWARGS = {"pwlu": {"phase1_steps": 0}}
+
+
+@keras.saving.register_keras_serializable(package="keras_acts_benchmarks")
+class ElementwiseChain(keras.layers.Layer):
+    """``ops`` builtin elementwise ops on the whole tensor: y = x*x, y += x, y *= x, ...
+
+    Each op reads x and the running result, so TFLite cannot fold it into the
+    preceding convolution (unlike a MUL/ADD by a constant). Used to measure what
+    one elementwise pass per activation site costs in LiteRT.
+
+    Example:
+        >>> ElementwiseChain(2)(keras.ops.ones((1, 4))).shape
+        (1, 4)
+    """
+
+    def __init__(self, ops=1, **kwargs):
+        super().__init__(**kwargs)
+        self.ops = ops
+
+    def call(self, x):
+        y = x
+        for i in range(self.ops):
+            y = y * x if i % 2 == 0 else y + x
+        return y
+
+    def get_config(self):
+        return {**super().get_config(), "ops": self.ops}
+
+
+def with_floor(model, ops):
+    """``model`` with every activation site replaced by ``ElementwiseChain(ops)``.
+
+    Example:
+        >>> floor_model, n = with_floor(mobilenet_v3_small(), 1)
+    """
+    from keras_acts.backbones import swap_activations
+
+    swapped = swap_activations(model, lambda *_, **__: ElementwiseChain(ops))
+    return swapped, sum(isinstance(layer, ElementwiseChain) for layer in swapped.layers)
 
 
 def mobilenet_v3_small(input_size=224):
@@ -144,6 +192,8 @@ def main(argv=None):
     parser.add_argument("--per-round", type=int, default=10)
     parser.add_argument("--input-size", type=int, default=224)
     parser.add_argument("--activations", nargs="+", default=list(ACTIVATIONS))
+    parser.add_argument("--floor-ops", nargs="*", type=int, default=list(FLOOR_OPS),
+                        help="reference rows: k non-foldable elementwise ops per site")
     parser.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results",
                                                        "tflite.json"))
     args = parser.parse_args(argv)
@@ -153,10 +203,12 @@ def main(argv=None):
     models = {"relu/hard_swish (original)": (base, 0)}
     for act in args.activations:
         models[act] = with_activation(base, act)
+    for k in args.floor_ops:
+        models[f"floor: {k} elementwise op{'s' if k > 1 else ''}/site"] = with_floor(base, k)
     workdir = tempfile.mkdtemp(prefix="keras_acts_tflite_bench_")
     paths, sizes, ops_used, convert_s = {}, {}, {}, {}
     for key, (model, _) in models.items():
-        path = os.path.join(workdir, key.split(" ")[0].replace("/", "_") + ".tflite")
+        path = os.path.join(workdir, "".join(c if c.isalnum() else "_" for c in key) + ".tflite")
         start = time.perf_counter()
         content = to_tflite(model, path)
         convert_s[key] = time.perf_counter() - start

@@ -32,6 +32,7 @@ import tensorflow as tf
 from keras_acts.ops._common import check_floating
 from keras_acts.ops._common import compute_dtype
 from keras_acts.ops._common import export_mode_enabled
+from keras_acts.ops._common import export_quantization
 from keras_acts.ops._common import fused
 from keras_acts.ops._common import materialized
 
@@ -87,15 +88,35 @@ class _Geometry:
         Each is :func:`materialized`, so XLA gathers from a computed buffer
         instead of rebuilding the table for every element.
         """
-        y = tf.cast(points, self.L.dtype)
-        d = tf.reshape(self.width / self.n, [-1, 1])
-        kl, kr = (tf.reshape(t, [-1, 1]) * d for t in (self.KL, self.KR))
-        if not self.channelwise:
-            y = y[None]
-        first, last = y[:, :1], y[:, -1:]
-        values = tf.concat([first, y[:, :-1], last], axis=1)
-        deltas = tf.concat([kl, y[:, 1:] - y[:, :-1], kr], axis=1)
+        values, deltas = segment_tables(points, self.width, self.KL, self.KR, self.L.dtype)
         return materialized(tf.reshape(values, [-1])), materialized(tf.reshape(deltas, [-1]))
+
+
+def segment_tables(points, width, left_slope, right_slope, dtype=tf.float32):
+    """Per-bin tables ``(V, D)`` of PWLU, shape ``(C, N + 2)`` (``(1, N + 2)`` layer-wise).
+
+    Bin 0 is x < B_L, bins 1..N the intervals, bin N+1 is x > B_R. With tau the
+    local coordinate in units of d = W / N (see :class:`_Geometry`),
+    ``f = V[bin] + D[bin] * tau`` where ``V = (Y_0, Y_0..Y_{N-1}, Y_N)`` and
+    ``D = (K_L d, Y_1 - Y_0, ..., Y_N - Y_{N-1}, K_R d)``. The one definition of
+    the tables, used by training (:func:`pwlu_forward`/:func:`pwlu_backward`)
+    and by the export form (:func:`pwlu_tables`).
+
+    Example:
+        >>> v, d = segment_tables(tf.nn.relu(tf.linspace(-2.0, 2.0, 5)), 4.0, 0.0, 1.0)
+        >>> d.shape
+        TensorShape([1, 6])
+    """
+    y = tf.cast(points, dtype)
+    n = y.shape[-1] - 1
+    if y.shape.rank == 1:
+        y = y[None]
+    d = tf.reshape(tf.cast(width, dtype) / n, [-1, 1])
+    kl, kr = (tf.reshape(tf.cast(t, dtype), [-1, 1]) * d for t in (left_slope, right_slope))
+    first, last = y[:, :1], y[:, -1:]
+    values = tf.concat([first, y[:, :-1], last], axis=1)
+    deltas = tf.concat([kl, y[:, 1:] - y[:, :-1], kr], axis=1)
+    return values, deltas
 
 
 def _times_tau(delta, tau):
@@ -181,12 +202,15 @@ def pwlu_backward(x, left_bound, right_bound, points, left_slope, right_slope, d
 def pwlu_tables(left_bound, right_bound, points, left_slope, right_slope, dtype=tf.float32):
     """Per-segment line tables of PWLU for the export (table-lookup) form.
 
-    Segment 0 is x < B_L, segments 1..N the intervals, segment N+1 is x > B_R;
-    on segment k, f(x) = intercept[k] + slope[k] * x. Returns
-    ``(scale, shift, intercept, slope)``: v = x * scale + shift is u + 1 with
-    u = (x - B_L) / d, so that k = clip(floor(v), 0, N+1); ``intercept`` and
-    ``slope`` have shape ``(N+2,)`` (layer-wise) or ``(C, N+2)`` (channel-wise).
-    Built from constants only, so the TFLite converter folds them.
+    Returns ``(scale, shift, intercept, slope)`` such that with
+    ``v = x * scale + shift`` (= u + 1, u = (x - B_L) / d) and segment
+    ``k = clip(floor(v), 0, N + 1)``, ``f(x) = intercept[k] + slope[k] * v``.
+    The lines are written in v, not x, so that the TFLite converter can fold
+    ``x * scale + shift`` into a preceding convolution. They come from
+    :func:`segment_tables`: ``slope = D`` and ``intercept = V - D * max(k, 1)``
+    (tau = v - max(k, 1)). ``intercept`` and ``slope`` have shape ``(N+2,)``
+    (layer-wise) or ``(C, N+2)`` (channel-wise). Built from constants only, so
+    the converter folds them.
 
     Example:
         >>> pts = tf.nn.relu(tf.linspace(-3.0, 3.0, 17))
@@ -194,35 +218,34 @@ def pwlu_tables(left_bound, right_bound, points, left_slope, right_slope, dtype=
         >>> a.shape
         TensorShape([18])
     """
-    lb, rb, pts, kl, kr = (tf.cast(p, dtype) for p in (
-        left_bound, right_bound, points, left_slope, right_slope))
-    n = pts.shape[-1] - 1
+    lb, rb = (tf.cast(p, dtype) for p in (left_bound, right_bound))
+    n = points.shape[-1] - 1
     width = tf.maximum(rb - lb, MIN_WIDTH)
-    inv_d = n / width
-    d = width / n
-    scale = inv_d
-    shift = 1.0 - lb * inv_d
-    lb_, d_, kl_, kr_, rb_ = (t[..., None] for t in (lb, d, kl, kr, rb))
-    inner_slope = (pts[..., 1:] - pts[..., :-1]) / d_
-    grid = lb_ + d_ * tf.range(n, dtype=dtype)           # left end of each interval
-    inner_icpt = pts[..., :-1] - inner_slope * grid
-    slope = tf.concat([kl_, inner_slope, kr_], axis=-1)
-    intercept = tf.concat([pts[..., :1] - kl_ * lb_, inner_icpt,
-                           pts[..., -1:] - kr_ * rb_], axis=-1)
-    return scale, shift, intercept, slope
+    scale = n / width
+    shift = 1.0 - lb * scale
+    values, deltas = segment_tables(points, width, left_slope, right_slope, dtype)
+    origin = tf.maximum(tf.range(n + 2, dtype=dtype), 1.0)
+    intercept = values - deltas * origin
+    if points.shape.rank == 1:
+        intercept, deltas = intercept[0], deltas[0]
+    return scale, shift, intercept, deltas
 
 
 def pwlu_builtin(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1):
-    """PWLU as a table lookup from TFLite-builtin ops (inference only).
+    """PWLU as a table lookup from TFLite-builtin ops (inference only; int8 exports).
 
-    f(x) = intercept[k] + slope[k] * x with k the segment of x (see
-    :func:`pwlu_tables`): MUL, ADD, MINIMUM, CAST, MAXIMUM, MINIMUM, (ADD), GATHER x2,
-    MUL, ADD once the parameters are frozen constants. Equal to
+    f(x) = intercept[k] + slope[k] * x with k = clip(floor(x * scale + shift), 0, N + 1)
+    the segment of x and the lines of :func:`pwlu_tables` rewritten in x
+    (``slope * scale``, ``intercept + slope * shift``): MUL, ADD, MINIMUM, CAST,
+    MAXIMUM, MINIMUM, (ADD), GATHER x2, MUL, ADD once the parameters are frozen
+    constants. Lines in x, not v, because under full-integer int8 the product
+    with the wide-range v lost 9 points of accuracy. Equal to
     :func:`pwlu_forward` up to float rounding for finite inputs (the same line
     on each segment; at a knot both neighbours agree). The index is clamped in
     int32 after the cast, so NaN and huge inputs never read outside the table.
     Differences: NaN gives NaN; +-inf on an outer segment with slope 0 gives NaN
-    (``pwlu_forward`` gives the limit Y_0 / Y_N). Used under ``export_mode``.
+    (``pwlu_forward`` gives the limit Y_0 / Y_N). Used under
+    ``export_mode(quantization="int8")``.
 
     Example:
         >>> pts = tf.nn.relu(tf.linspace(-3.0, 3.0, 17))
@@ -236,11 +259,12 @@ def pwlu_builtin(x, left_bound, right_bound, points, left_slope, right_slope, ax
     channelwise = points.shape.rank == 2
     scale, shift, intercept, slope = pwlu_tables(
         left_bound, right_bound, points, left_slope, right_slope, dtype)
+    intercept = intercept + slope * shift[..., None]
+    slope = slope * scale[..., None]
     bshape = [1] * rank
     if channelwise:
         bshape[axis] = points.shape[0]
-    scale, shift = tf.reshape(scale, bshape), tf.reshape(shift, bshape)
-    v = x * scale + shift
+    v = x * tf.reshape(scale, bshape) + tf.reshape(shift, bshape)
     # Clamp above in float (huge/inf inputs), cast, clamp in int32 (NaN, -huge).
     idx = tf.cast(tf.minimum(v, float(n + 1)), tf.int32)
     idx = tf.minimum(tf.maximum(idx, 0), n + 1)
@@ -249,6 +273,44 @@ def pwlu_builtin(x, left_bound, right_bound, points, left_slope, right_slope, ax
     a = tf.gather(tf.reshape(intercept, [-1]), idx)
     s = tf.gather(tf.reshape(slope, [-1]), idx)
     return a + s * x
+
+
+def pwlu_hinges(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1):
+    """PWLU as a sum of hinges, from elementwise TFLite-builtin ops (inference only).
+
+    With v = x * scale + shift and the lines of :func:`pwlu_tables` (knots at the
+    integers v = 1..N+1, i.e. x = B_L + i d)::
+
+        f = intercept[0] + slope[0] * v + sum_{j=1}^{N+1} (slope[j] - slope[j-1]) * relu(v - j)
+
+    3 elementwise ops per knot (ADD with fused ReLU, MUL, ADD), all of which
+    run in LiteRT's XNNPACK delegate, where the table lookup of
+    :func:`pwlu_builtin` needs two GATHERs and int32 clamps that run in
+    reference kernels: about 2.4x faster on MobileNetV3-Small with N = 16 (see
+    ``benchmarks/tflite.py``). The float exports use it; full-integer int8 keeps
+    the lookup (one requantisation per op would cost accuracy). NaN gives NaN;
+    +-inf gives +-inf or NaN (where hinges of both signs meet).
+
+    Example:
+        >>> pts = tf.nn.relu(tf.linspace(-3.0, 3.0, 17))
+        >>> pwlu_hinges(tf.constant([-4.0, 0.5, 4.0]), -3.0, 3.0, pts, 0.0, 1.0)
+    """
+    points = tf.convert_to_tensor(points)
+    n = points.shape[-1] - 1
+    rank = x.shape.rank
+    axis = axis % rank
+    bshape = [1] * rank
+    if points.shape.rank == 2:
+        bshape[axis] = points.shape[0]
+    scale, shift, intercept, slope = pwlu_tables(
+        left_bound, right_bound, points, left_slope, right_slope, x.dtype)
+    column = lambda t, j: tf.reshape(t[..., j], bshape)  # noqa: E731
+    v = x * tf.reshape(scale, bshape) + tf.reshape(shift, bshape)
+    y = column(intercept, 0) + column(slope, 0) * v
+    kinks = slope[..., 1:] - slope[..., :-1]
+    for j in range(1, n + 2):
+        y = y + column(kinks, j - 1) * tf.nn.relu(v - float(j))
+    return y
 
 
 def _relu(x):
@@ -336,7 +398,10 @@ def pwlu(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1, a
     if export_mode_enabled():
         cdt = compute_dtype(x.dtype)
         xc = tf.cast(x, cdt)
-        y = pwlu_builtin(xc, *params, axis=axis)
+        # Full-integer int8 keeps the two-GATHER lookup (a few requantised ops);
+        # float exports use the XNNPACK-friendly sum of hinges.
+        form = pwlu_builtin if export_quantization() == "int8" else pwlu_hinges
+        y = form(xc, *params, axis=axis)
         if active is not True:
             # Folded by the TFLite converter once `active` is a frozen constant;
             # tf.nn.relu (not _relu) so phase-I PWLU fuses into the preceding conv.

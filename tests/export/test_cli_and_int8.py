@@ -36,23 +36,26 @@ def test_cli_export_float16_and_int8(tmp_path, capsys):
 # Setup shared by the int8 accuracy tests (seeded: keras.utils.set_random_seed(0),
 # fixed training / calibration / test subsets). Undertrained models (1 epoch on
 # 8000 images, ~72% float accuracy) have many near-tied logits and gave noisy
-# drops of 1-2 points for every activation; these setups train to >80%.
-SHORT = dict(train_samples=16000, epochs=1, test_samples=2000, width=16, calibration=500)
+# drops of 1-2 points for every activation; 16000 images x 1 epoch with 2000 test
+# images still left ACON-C at 75.8% float and a 1.05-point drop (21 images) on one
+# machine. Both tests therefore train 2 epochs on 20000 images (>82% float) and
+# count on the 10000 test images, where 1 point is 100 images.
 FULL = dict(train_samples=20000, epochs=2, test_samples=10000, width=16, calibration=500)
 
 
 @pytest.mark.parametrize("activation", ["serf", "acon_c"])
 def test_int8_accuracy_short(activation):
-    """Default-suite variant: Serf (int8 formulation) and ACON-C, 2000 test images."""
-    r = int8_accuracy(activation, **SHORT)
+    """Default-suite variant: Serf (int8 formulation) and ACON-C (the slow test adds the rest)."""
+    r = int8_accuracy(activation, **FULL)
     print(r)
-    assert r["float_acc"] > 0.75, r
-    assert round(r["drop_points"], 6) <= 1.0, r  # issue 6: "within 1 point" (20 of 2000)
+    assert r["float_acc"] > 0.8, r
+    assert round(r["drop_points"], 6) <= 1.0, r  # issue 6: "within 1 point" (100 of 10000)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("activation", ["pwlu", "acon_c", "meta_acon", "serf"])
+@pytest.mark.parametrize("activation", ["pwlu", "meta_acon"])
 def test_int8_accuracy_each_activation(activation):
+    """The other two activations (same setup as the default-suite test above)."""
     r = int8_accuracy(activation, **FULL)
     print(r)
     assert r["float_acc"] > 0.8, r

@@ -191,3 +191,37 @@ def test_materialized_is_identity():
     np.testing.assert_array_equal(materialized(t).numpy(), t.numpy())
     np.testing.assert_array_equal(
         tf.function(materialized, jit_compile=True)(t).numpy(), t.numpy())
+
+
+@pytest.mark.parametrize("form", ["pwlu_builtin", "pwlu_hinges"])
+@pytest.mark.parametrize("channelwise", [False, True])
+def test_export_forms_match_reference(form, channelwise):
+    # The two inference-only forms (int8 lookup, float sum of hinges) against the
+    # float64 reference, inside, outside and at the bounds; float64 and float32.
+    import importlib
+
+    fn = getattr(importlib.import_module("keras_acts.ops.pwlu"), form)
+    params = _channel_params(4, 16) if channelwise else _layer_params(16)
+    x = np.concatenate([RNG.normal(0, 3, (40, 4)), RNG.normal(0, 30, (20, 4)),
+                        np.broadcast_to(np.asarray(params[0]), (1, 4)),
+                        np.broadcast_to(np.asarray(params[1]), (1, 4))])
+    ref = reference.pwlu(x, *params)
+    np.testing.assert_allclose(fn(tf.constant(x), *params).numpy(), ref, rtol=1e-10, atol=1e-10)
+    y32 = fn(tf.constant(x, tf.float32), *(tf.constant(p, tf.float32) for p in params)).numpy()
+    np.testing.assert_allclose(y32, ref, rtol=2e-5, atol=2e-5 * np.abs(ref).max())
+    y_nan = fn(tf.constant([[np.nan] * 4, [1e30] * 4, [-1e30] * 4]), *params).numpy()
+    assert np.all(np.isnan(y_nan[0])) and y_nan.shape == (3, 4)
+
+
+def test_float_exports_use_hinges_and_int8_the_lookup():
+    params = [tf.constant(p, tf.float32) for p in _channel_params(4, 8)]
+    x = tf.constant(RNG.normal(0, 3, (6, 4)), tf.float32)
+
+    def graph_ops(quantization):
+        with ops.export_mode(quantization=quantization):
+            graph = tf.function(lambda x: ops.pwlu(x, *params)).get_concrete_function(x).graph
+        return {op.type for op in graph.get_operations()}
+
+    assert "GatherV2" not in graph_ops(None) and "Relu" in graph_ops(None)
+    assert "GatherV2" not in graph_ops("float16")
+    assert "GatherV2" in graph_ops("int8")
