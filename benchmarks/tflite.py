@@ -6,7 +6,9 @@ Its hidden activations -- every ``ReLU()`` and ``Activation("hard_swish")``
 layer, not the ReLU / hard-sigmoid inside the squeeze-and-excite gates -- are
 replaced by a fresh keras_acts layer each (``keras_acts.backbones.swap_activations``
 when available, else a ``keras.models.clone_model`` activation factory). PWLU is
-built in phase II (``phase1_steps=0``), so its table-lookup form is what runs.
+built in phase II (``phase1_steps=0``). Every keras_acts parameter is perturbed
+(:func:`perturb_parameters`) so that no special initial value (beta = 1, ReLU-shaped
+points) lets the converter drop an op a trained model would keep.
 
 All models are converted by ``keras_acts.export.to_tflite`` (float32) and timed
 in one process, interleaved round by round (drift and other load on the machine
@@ -117,6 +119,29 @@ def _is_site(layer):
     return False
 
 
+def perturb_parameters(model, seed=0, scale=0.2):
+    """Give every keras_acts layer trained-looking parameters, in place.
+
+    Fresh layers hold special values (beta = 1, PWLU points on a ReLU) that let
+    the TFLite converter drop ops (a MUL by 1) a trained model keeps; each
+    trainable weight of a keras_acts layer is multiplied by U(1 - scale, 1 + scale)
+    and shifted by N(0, scale / 4) so the timed graph is the general one.
+
+    Example:
+        >>> perturb_parameters(with_activation(mobilenet_v3_small(), "acon_c")[0])
+    """
+    import numpy as np  # noqa: PLC0415
+
+    rng = np.random.default_rng(seed)
+    for layer in model._flatten_layers(include_self=False):
+        if type(layer).__module__.startswith("keras_acts."):
+            for w in layer.trainable_weights:
+                v = keras.ops.convert_to_numpy(w)
+                w.assign(v * rng.uniform(1 - scale, 1 + scale, v.shape)
+                         + rng.normal(0, scale / 4, v.shape))
+    return model
+
+
 def with_activation(model, activation):
     """A copy of ``model`` with every hidden activation site replaced.
 
@@ -202,7 +227,8 @@ def main(argv=None):
     base = mobilenet_v3_small(args.input_size)
     models = {"relu/hard_swish (original)": (base, 0)}
     for act in args.activations:
-        models[act] = with_activation(base, act)
+        swapped, n_sites = with_activation(base, act)
+        models[act] = (perturb_parameters(swapped), n_sites)
     for k in args.floor_ops:
         models[f"floor: {k} elementwise op{'s' if k > 1 else ''}/site"] = with_floor(base, k)
     workdir = tempfile.mkdtemp(prefix="keras_acts_tflite_bench_")

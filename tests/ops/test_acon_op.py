@@ -63,3 +63,46 @@ def test_nan_and_inf():
     x = tf.constant([np.nan, np.inf, -np.inf, 0.0])
     y = ops.acon_c(x, 1.0, 0.25, 1.0).numpy()
     assert np.isnan(y[0]) and y[1] == np.inf and y[2] == -np.inf and y[3] == 0.0
+
+
+@pytest.mark.parametrize("per_sample", [False, True])
+@pytest.mark.parametrize("p1,p2,beta", [(1.3, 0.2, 0.7), (0.8, 0.8, 1.0), (0.5, -0.2, 0.0),
+                                         (2.0, -1.0, 1e-14), (-0.3, 0.8, 3.0)])
+def test_export_form_matches_reference(p1, p2, beta, per_sample):
+    # The builtin export form, including the degenerate k = beta (p1 - p2) = 0 cases
+    # (the folded form divides by k) and Meta-ACON's per-sample beta.
+    from keras_acts.ops.acon import acon_c_builtin
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 3, (6, 5, 4))
+    c = 4
+    p1v = np.full((1, 1, c), p1) + rng.normal(0, 0.1, (1, 1, c)) * (p1 != p2)
+    p2v = np.full((1, 1, c), p2)
+    betav = np.full((6, 1, c) if per_sample else (1, 1, c), beta)
+    if per_sample and beta:
+        betav = betav * rng.uniform(0.5, 1.5, betav.shape)
+    ref = reference.acon_c(x, p1v, p2v, betav)
+    args = [tf.constant(t, tf.float32) for t in (x, p1v, p2v, betav)]
+    if per_sample:  # Meta-ACON's beta has an unknown batch dimension in the export trace
+        fn = tf.function(acon_c_builtin, input_signature=[
+            tf.TensorSpec([None, 5, c]), tf.TensorSpec([1, 1, c]), tf.TensorSpec([1, 1, c]),
+            tf.TensorSpec([None, 1, c])])
+        y = fn(*args).numpy()
+    else:
+        y = acon_c_builtin(*args).numpy()
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+
+
+def test_int8_exports_keep_the_plain_form():
+    # The folded form divides by k = beta (p1 - p2): fine in float, 9.7 points lost under
+    # full-integer int8. Only float exports may trace it.
+    x = tf.random.normal([2, 3, 4])
+    p = [tf.constant(v, tf.float32, [1, 1, 4]) for v in (1.2, 0.1, 0.8)]
+
+    def graph_ops(quantization):
+        with ops.export_mode(quantization=quantization):
+            graph = tf.function(lambda x: ops.acon_c(x, *p)).get_concrete_function(x).graph
+        return [op.type for op in graph.get_operations()]
+
+    assert "RealDiv" in graph_ops(None) and "RealDiv" in graph_ops("float16")
+    assert "RealDiv" not in graph_ops("int8")
