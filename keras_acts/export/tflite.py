@@ -3,10 +3,11 @@
 The model is traced as a ``tf.function`` (dynamic batch dimension) inside
 :func:`keras_acts.ops.export_mode`, so every keras_acts op emits its
 inference-only, builtin-op formulation (``ops/``: Serf with a rational erf,
-PWLU as a table lookup, ACON-C/Meta-ACON plain arithmetic). The variables are
-frozen into constants, which lets the converter fold PWLU's tables, PWLU's
-phase switch and Meta-ACON's inference-mode batch norms (into the generator's
-FULLY_CONNECTED ops). Conversion allows TFLite builtin ops only
+PWLU as a sum of hinges -- a table lookup for int8 --, ACON-C/Meta-ACON plain
+arithmetic, ACON-C's first multiply written to fold into a preceding
+convolution). The variables are frozen into constants, which lets the
+converter fold PWLU's tables, PWLU's phase switch and Meta-ACON's
+inference-mode batch norms (into the generator's FULLY_CONNECTED ops). Conversion allows TFLite builtin ops only
 (``TFLITE_BUILTINS``, or ``TFLITE_BUILTINS_INT8`` for full-integer int8) and
 the resulting flatbuffer is checked for Flex/custom ops; anything else raises
 :class:`ExportError` naming the op and the layer that produced it.
