@@ -7,8 +7,8 @@ each of our formulas (``benchmarks/reference.py``), on a (32, 56, 56, 64) and a
 (8, 14, 14, 64) float32 tensor. All candidates of one (size, mode, compiler)
 are timed in interleaved rounds; the table shows the median time and its ratio
 to ReLU's median from the same rounds. "fwd+bwd" returns the output and every
-gradient (input and parameters), as a training step needs them. The bytes kept for the backward pass
-come from :func:`keras_acts.ops.memory.saved_for_backward`.
+gradient (input and parameters), as a training step needs them. The bytes kept
+for the backward pass come from :func:`keras_acts.ops.memory.saved_for_backward`.
 
 Usage::
 

@@ -130,15 +130,14 @@ def perturb_parameters(model, seed=0, scale=0.2):
     Example:
         >>> perturb_parameters(with_activation(mobilenet_v3_small(), "acon_c")[0])
     """
-    import numpy as np  # noqa: PLC0415
+    from keras_acts.plot import keras_acts_layers
 
     rng = np.random.default_rng(seed)
-    for layer in model._flatten_layers(include_self=False):
-        if type(layer).__module__.startswith("keras_acts."):
-            for w in layer.trainable_weights:
-                v = keras.ops.convert_to_numpy(w)
-                w.assign(v * rng.uniform(1 - scale, 1 + scale, v.shape)
-                         + rng.normal(0, scale / 4, v.shape))
+    for layer in keras_acts_layers(model):
+        for w in layer.trainable_weights:
+            v = keras.ops.convert_to_numpy(w)
+            w.assign(v * rng.uniform(1 - scale, 1 + scale, v.shape)
+                     + rng.normal(0, scale / 4, v.shape))
     return model
 
 

@@ -7,10 +7,11 @@ PWLU as a sum of hinges -- a table lookup for int8 --, ACON-C/Meta-ACON plain
 arithmetic, ACON-C's first multiply written to fold into a preceding
 convolution). The variables are frozen into constants, which lets the
 converter fold PWLU's tables, PWLU's phase switch and Meta-ACON's
-inference-mode batch norms (into the generator's FULLY_CONNECTED ops). Conversion allows TFLite builtin ops only
-(``TFLITE_BUILTINS``, or ``TFLITE_BUILTINS_INT8`` for full-integer int8) and
-the resulting flatbuffer is checked for Flex/custom ops; anything else raises
-:class:`ExportError` naming the op and the layer that produced it.
+inference-mode batch norms (into the generator's FULLY_CONNECTED ops).
+Conversion allows TFLite builtin ops only (``TFLITE_BUILTINS``, or
+``TFLITE_BUILTINS_INT8`` for full-integer int8) and the resulting flatbuffer is
+checked for Flex/custom ops; anything else raises :class:`ExportError` naming
+the op and the layer that produced it.
 
 Quantization modes (``quantization=``):
 

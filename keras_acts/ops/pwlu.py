@@ -231,6 +231,23 @@ def pwlu_tables(left_bound, right_bound, points, left_slope, right_slope, dtype=
     return scale, shift, intercept, deltas
 
 
+def _export_lines(x, left_bound, right_bound, points, left_slope, right_slope, axis):
+    """What both export forms start from: ``(n, bshape, v, pwlu_tables(...))``.
+
+    ``bshape`` broadcasts a per-channel ``(C,)`` tensor against ``x`` (all ones
+    layer-wise) and ``v = x * scale + shift`` is the input in units of d.
+    """
+    points = tf.convert_to_tensor(points)
+    n = points.shape[-1] - 1
+    bshape = [1] * x.shape.rank
+    if points.shape.rank == 2:
+        bshape[axis % x.shape.rank] = points.shape[0]
+    tables = pwlu_tables(left_bound, right_bound, points, left_slope, right_slope, x.dtype)
+    scale, shift = tables[:2]
+    v = x * tf.reshape(scale, bshape) + tf.reshape(shift, bshape)
+    return n, bshape, v, tables
+
+
 def pwlu_builtin(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1):
     """PWLU as a table lookup from TFLite-builtin ops (inference only; int8 exports).
 
@@ -251,25 +268,16 @@ def pwlu_builtin(x, left_bound, right_bound, points, left_slope, right_slope, ax
         >>> pts = tf.nn.relu(tf.linspace(-3.0, 3.0, 17))
         >>> pwlu_builtin(tf.constant([-4.0, 0.5, 4.0]), -3.0, 3.0, pts, 0.0, 1.0)
     """
-    dtype = x.dtype
-    points = tf.convert_to_tensor(points)
-    n = points.shape[-1] - 1
-    rank = x.shape.rank
-    axis = axis % rank
-    channelwise = points.shape.rank == 2
-    scale, shift, intercept, slope = pwlu_tables(
-        left_bound, right_bound, points, left_slope, right_slope, dtype)
+    n, bshape, v, (scale, shift, intercept, slope) = _export_lines(
+        x, left_bound, right_bound, points, left_slope, right_slope, axis)
     intercept = intercept + slope * shift[..., None]
     slope = slope * scale[..., None]
-    bshape = [1] * rank
-    if channelwise:
-        bshape[axis] = points.shape[0]
-    v = x * tf.reshape(scale, bshape) + tf.reshape(shift, bshape)
     # Clamp above in float (huge/inf inputs), cast, clamp in int32 (NaN, -huge).
     idx = tf.cast(tf.minimum(v, float(n + 1)), tf.int32)
     idx = tf.minimum(tf.maximum(idx, 0), n + 1)
-    if channelwise:
-        idx = idx + tf.reshape(tf.range(points.shape[0], dtype=tf.int32) * (n + 2), bshape)
+    channels = max(bshape)
+    if channels > 1:
+        idx = idx + tf.reshape(tf.range(channels, dtype=tf.int32) * (n + 2), bshape)
     a = tf.gather(tf.reshape(intercept, [-1]), idx)
     s = tf.gather(tf.reshape(slope, [-1]), idx)
     return a + s * x
@@ -295,17 +303,9 @@ def pwlu_hinges(x, left_bound, right_bound, points, left_slope, right_slope, axi
         >>> pts = tf.nn.relu(tf.linspace(-3.0, 3.0, 17))
         >>> pwlu_hinges(tf.constant([-4.0, 0.5, 4.0]), -3.0, 3.0, pts, 0.0, 1.0)
     """
-    points = tf.convert_to_tensor(points)
-    n = points.shape[-1] - 1
-    rank = x.shape.rank
-    axis = axis % rank
-    bshape = [1] * rank
-    if points.shape.rank == 2:
-        bshape[axis] = points.shape[0]
-    scale, shift, intercept, slope = pwlu_tables(
-        left_bound, right_bound, points, left_slope, right_slope, x.dtype)
+    n, bshape, v, (_, _, intercept, slope) = _export_lines(
+        x, left_bound, right_bound, points, left_slope, right_slope, axis)
     column = lambda t, j: tf.reshape(t[..., j], bshape)  # noqa: E731
-    v = x * tf.reshape(scale, bshape) + tf.reshape(shift, bshape)
     y = column(intercept, 0) + column(slope, 0) * v
     kinks = slope[..., 1:] - slope[..., :-1]
     for j in range(1, n + 2):
