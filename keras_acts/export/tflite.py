@@ -81,7 +81,7 @@ def export_concrete_function(model, input_shape=None, quantization=None):
     calling ``model(x, training=False)`` with every variable folded into a
     constant. This is the graph :func:`to_tflite` converts. ``quantization``
     is passed to ``export_mode``: with ``"int8"`` the ops trace their
-    int8-friendly formulations (Serf: :func:`keras_acts.ops.serf.serf_int8_builtin`).
+    int8-friendly formulations (Serf: :func:`keras_acts.ops.builtin.serf.serf_int8_builtin`).
 
     Example:
         >>> fn = export_concrete_function(keras_acts.models.small_cnn("serf"))

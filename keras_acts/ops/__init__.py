@@ -6,13 +6,12 @@ Example:
     >>> y = ops.serf(tf.constant([0.5]))
 """
 
-from keras_acts.ops._common import export_mode
-from keras_acts.ops._common import export_mode_enabled
+from keras_acts.ops.export_mode import export_mode
+from keras_acts.ops.export_mode import export_mode_enabled
 from keras_acts.ops.acon import acon_c
 from keras_acts.ops.pwlu import pwlu
 from keras_acts.ops.pwlu import realigned_parameters
-from keras_acts.ops.serf import erf_builtin
 from keras_acts.ops.serf import serf
 
-__all__ = ["acon_c", "erf_builtin", "export_mode", "export_mode_enabled", "pwlu",
+__all__ = ["acon_c", "export_mode", "export_mode_enabled", "pwlu",
            "realigned_parameters", "serf"]

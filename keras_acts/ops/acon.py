@@ -18,8 +18,7 @@ import tensorflow as tf
 
 from keras_acts.ops._common import check_floating
 from keras_acts.ops._common import compute_dtype
-from keras_acts.ops._common import export_mode_enabled
-from keras_acts.ops._common import export_quantization
+from keras_acts.ops.export_mode import export_mode_enabled
 from keras_acts.ops._common import fused
 from keras_acts.ops._common import reduce_columns_to_shapes
 
@@ -59,45 +58,6 @@ def acon_c_backward(x, p1, p2, beta, dy):
     grad_p2 = dy * x - grad_p1
     grad_beta = dy * s1 * dx * dx
     return grad_x, grad_p1, grad_p2, grad_beta
-
-
-# |beta (p1 - p2)| below this is replaced by it in the folded export form (the
-# sigmoid's argument then moves by less than 1e-12 |x|, invisible in float32).
-_MIN_FOLDED_SCALE = 1e-12
-
-
-def acon_c_builtin(x, p1, p2, beta):
-    """ACON-C for export: x * ((p1 - p2) * sigmoid(beta (p1 - p2) x) + p2).
-
-    The same function as :func:`acon_c_forward`, rearranged for TFLite builtin
-    ops with no SELECT (which the XNNPACK delegate cannot run); ``beta * d`` and
-    the other parameter terms are computed on the small parameter tensors.
-
-    * Parameters shared by every sample (ACON-C): with k = beta (p1 - p2) and
-      a = k x, ``a * (sigmoid(a) * (d / k) + p2 / k)``. Only ``a`` is used, so
-      the converter folds ``k * x`` into a preceding convolution, leaving
-      LOGISTIC, MUL, ADD, MUL. ``|k|`` below 1e-12 is replaced by 1e-12 (the
-      identity holds for any non-zero k; the sigmoid argument moves by at most
-      1e-12 |x|).
-    * Per-sample ``beta`` (Meta-ACON, leading dimension not 1), and every
-      full-integer int8 export (where the wide-range ``d / k``, ``p2 / k``
-      terms cost 9.7 points of accuracy): MUL, LOGISTIC, MUL, ADD, MUL on ``x``.
-
-    Inference only (used under ``export_mode``); for x = -inf it gives NaN or
-    -inf instead of the limit handling of :func:`acon_c_forward`.
-
-    Example:
-        >>> float(acon_c_builtin(tf.constant(1.0), 1.0, 0.0, 1.0))  # sigmoid(1)
-        0.7310...
-    """
-    d = p1 - p2
-    k = beta * d
-    shared = all(t.shape.rank < x.shape.rank or t.shape[0] == 1 for t in (p1, p2, beta))
-    if not shared or export_quantization() == "int8":
-        return x * (d * tf.sigmoid(k * x) + p2)
-    k = tf.where(tf.abs(k) < _MIN_FOLDED_SCALE, tf.constant(_MIN_FOLDED_SCALE, k.dtype), k)
-    a = k * x
-    return a * (tf.sigmoid(a) * (d / k) + p2 / k)
 
 
 def _acon_c_forward_kernel(x, p1, p2, beta):
@@ -141,7 +101,7 @@ def acon_c(x, p1, p2, beta):
     check_floating(x, "x")
     p1, p2, beta = (tf.convert_to_tensor(t, dtype_hint=x.dtype) for t in (p1, p2, beta))
     if export_mode_enabled():
-        cdt = compute_dtype(x.dtype)
-        y = acon_c_builtin(*(tf.cast(t, cdt) for t in (x, p1, p2, beta)))
-        return tf.cast(y, x.dtype)
+        from keras_acts.ops import builtin  # noqa: PLC0415 (TensorFlow export forms)
+
+        return builtin.acon_c(x, p1, p2, beta)
     return _acon_c_custom(x, p1, p2, beta)

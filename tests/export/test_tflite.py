@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import keras_acts
 from keras_acts import ops
+from keras_acts.ops import builtin
 from keras_acts.export import ExportError
 from keras_acts.export import check_builtin_only
 from keras_acts.export import parity_report
@@ -100,15 +101,15 @@ def test_dynamic_range_converts_builtin_only():
 
 def test_erf_builtin_max_abs_error_vs_tf_erf():
     z = tf.constant(np.linspace(-8.0, 8.0, 4_000_001), tf.float32)  # step 4e-6
-    err = np.max(np.abs(ops.erf_builtin(z).numpy() - tf.math.erf(z).numpy()))
+    err = np.max(np.abs(builtin.erf_builtin(z).numpy() - tf.math.erf(z).numpy()))
     assert err <= 1e-6, err
 
 
 
 def test_serf_int8_formulation_max_abs_error_and_plumbing():
-    from keras_acts.ops._common import export_quantization
-    from keras_acts.ops.serf import SERF_INT8_MAX_ABS_ERROR
-    from keras_acts.ops.serf import serf_int8_builtin
+    from keras_acts.ops.export_mode import export_quantization
+    from keras_acts.ops.builtin.serf import SERF_INT8_MAX_ABS_ERROR
+    from keras_acts.ops.builtin.serf import serf_int8_builtin
 
     x64 = np.linspace(-14.0, 14.0, 1_400_001)
     ref = ops.serf(tf.constant(x64)).numpy()  # float64 reference

@@ -71,7 +71,7 @@ def test_nan_and_inf():
 def test_export_form_matches_reference(p1, p2, beta, per_sample):
     # The builtin export form, including the degenerate k = beta (p1 - p2) = 0 cases
     # (the folded form divides by k) and Meta-ACON's per-sample beta.
-    from keras_acts.ops.acon import acon_c_builtin
+    from keras_acts.ops.builtin.acon import acon_c_builtin
 
     rng = np.random.default_rng(3)
     x = rng.normal(0, 3, (6, 5, 4))

@@ -200,7 +200,7 @@ def test_export_forms_match_reference(form, channelwise):
     # float64 reference, inside, outside and at the bounds; float64 and float32.
     import importlib
 
-    fn = getattr(importlib.import_module("keras_acts.ops.pwlu"), form)
+    fn = getattr(importlib.import_module("keras_acts.ops.builtin.pwlu"), form)
     params = _channel_params(4, 16) if channelwise else _layer_params(16)
     x = np.concatenate([RNG.normal(0, 3, (40, 4)), RNG.normal(0, 30, (20, 4)),
                         np.broadcast_to(np.asarray(params[0]), (1, 4)),

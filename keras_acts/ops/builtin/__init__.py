@@ -1,0 +1,79 @@
+"""TFLite-builtin formulations of the keras_acts ops (inference only, TensorFlow).
+
+Under :func:`export_mode` the public ops (``keras_acts.ops.serf``, ``acon_c``,
+``pwlu``) call the entry points below instead of their training kernels. Each
+takes the op's own arguments and returns ``y`` in ``x``'s dtype, built from ops
+that the TFLite converter maps to builtins (no Flex, no custom ops); which
+formulation is traced may depend on :func:`export_quantization`.
+
+Example:
+    >>> import tensorflow as tf
+    >>> from keras_acts.ops import builtin
+    >>> with builtin.export_mode():
+    ...     y = builtin.serf(tf.constant([1.0]))
+"""
+
+import tensorflow as tf
+
+from keras_acts.ops._common import compute_dtype
+from keras_acts.ops.export_mode import export_mode
+from keras_acts.ops.export_mode import export_mode_enabled
+from keras_acts.ops.export_mode import export_quantization
+from keras_acts.ops.builtin.acon import acon_c_builtin
+from keras_acts.ops.builtin.pwlu import pwlu_builtin
+from keras_acts.ops.builtin.pwlu import pwlu_hinges
+from keras_acts.ops.builtin.pwlu import pwlu_tables
+from keras_acts.ops.builtin.serf import erf_builtin
+from keras_acts.ops.builtin.serf import serf_builtin
+from keras_acts.ops.builtin.serf import serf_int8_builtin
+
+
+def serf(x):
+    """Serf for export: :func:`serf_builtin` (int8 exports: :func:`serf_int8_builtin`).
+
+    Example:
+        >>> y = serf(tf.constant([-1.0, 2.0]))
+    """
+    return serf_builtin(tf.convert_to_tensor(x))
+
+
+def acon_c(x, p1, p2, beta):
+    """ACON-C for export (:func:`acon_c_builtin`), computed in float32 for 16-bit ``x``.
+
+    Example:
+        >>> y = acon_c(tf.constant([1.0]), 1.0, 0.0, 1.0)
+    """
+    x = tf.convert_to_tensor(x)
+    cdt = compute_dtype(x.dtype)
+    y = acon_c_builtin(*(tf.cast(t, cdt) for t in (x, p1, p2, beta)))
+    return tf.cast(y, x.dtype)
+
+
+def pwlu(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1, active=True):
+    """PWLU for export: float exports a sum of hinges (:func:`pwlu_hinges`, all in
+    XNNPACK), full-integer int8 a two-GATHER lookup (:func:`pwlu_builtin`);
+    ``active`` False (phase I) gives ReLU.
+
+    Example:
+        >>> pts = tf.nn.relu(tf.linspace(-3.0, 3.0, 17))
+        >>> y = pwlu(tf.constant([[0.5]]), -3.0, 3.0, pts, 0.0, 1.0)
+    """
+    x = tf.convert_to_tensor(x)
+    cdt = compute_dtype(x.dtype)
+    xc = tf.cast(x, cdt)
+    params = [tf.convert_to_tensor(p) for p in (left_bound, right_bound, points, left_slope,
+                                                  right_slope)]
+    # Full-integer int8 keeps the two-GATHER lookup (a few requantised ops);
+    # float exports use the XNNPACK-friendly sum of hinges.
+    form = pwlu_builtin if export_quantization() == "int8" else pwlu_hinges
+    y = form(xc, *params, axis=axis)
+    if active is not True:
+        # Folded by the TFLite converter once `active` is a frozen constant;
+        # tf.nn.relu so that a phase-I PWLU fuses into the preceding conv.
+        y = tf.where(tf.convert_to_tensor(active), y, tf.nn.relu(xc))
+    return tf.cast(y, x.dtype)
+
+
+__all__ = ["acon_c", "acon_c_builtin", "erf_builtin", "export_mode", "export_mode_enabled",
+           "export_quantization", "pwlu", "pwlu_builtin", "pwlu_hinges", "pwlu_tables", "serf",
+           "serf_builtin", "serf_int8_builtin"]

@@ -1,0 +1,105 @@
+"""Serf from TFLite builtin ops (inference only; used under ``export_mode``).
+
+Float exports: ``x * erf(softplus(x))`` with a rational erf (:func:`erf_builtin`);
+full-integer int8 exports: a short bounded-range form (:func:`serf_int8_builtin`).
+"""
+
+import tensorflow as tf
+
+from keras_acts.ops._common import compute_dtype
+from keras_acts.ops.export_mode import export_quantization
+
+# erf as z * P(z^2) / Q(z^2) on z clamped to [-3.8325, 3.8325] (the rational
+# approximation of Eigen/XLA's float32 erf). Only MUL, ADD, DIV, MINIMUM, MAXIMUM:
+# all TFLite builtins. Measured over float32 (tests/ops/test_serf_op.py): absolute
+# and relative error about 3.4e-7, like tf.math.erf itself; the stated bound is 1e-6.
+_ERF_CLAMP = 3.832506856900711
+_ERF_P = (1.128379143519084, 0.18520832239976145, 0.050955695062380861,
+          0.0034082910107109506, 0.00022905065861350646)
+_ERF_Q = (1.0, 0.49746925110067538, 0.11098505178285362, 0.014070470171167667,
+          0.0010179625278914885, 0.000023547966471313185, -1.1791602954361697e-7)
+ERF_BUILTIN_MAX_ABS_ERROR = 1e-6
+
+
+def _polynomial(coefficients, z):
+    # Horner from the leading coefficient (no zeros_like * z: two fewer TFLite ops).
+    result = coefficients[-1] * z + coefficients[-2]
+    for c in reversed(coefficients[:-2]):
+        result = result * z + c
+    return result
+
+
+def erf_builtin(z):
+    """erf(z) from TFLite-builtin ops only (MUL, ADD, DIV, MINIMUM, MAXIMUM).
+
+    Rational approximation z P(z^2) / Q(z^2) on z clamped to [-3.83, 3.83];
+    absolute and relative error below ``ERF_BUILTIN_MAX_ABS_ERROR`` (1e-6) over
+    float32 (measured: 3.4e-7, as tf.math.erf). Accurate near 0 too, so
+    x * erf(softplus(x)) keeps its relative accuracy for negative x.
+
+    Example:
+        >>> float(erf_builtin(tf.constant(0.5)))   # erf(0.5) = 0.5204999
+        0.52049...
+    """
+    z = tf.clip_by_value(z, -_ERF_CLAMP, _ERF_CLAMP)
+    z2 = z * z
+    return z * _polynomial(_ERF_P, z2) / _polynomial(_ERF_Q, z2)
+
+
+def serf_builtin(x):
+    """Serf from TFLite-builtin ops: softplus as max(x,0)+log(1+exp(-|x|)) and
+    :func:`erf_builtin`. Inference only (used under ``export_mode``).
+
+    Under ``export_mode(quantization="int8")`` it returns
+    :func:`serf_int8_builtin` instead: each op of the rational erf would be
+    requantized to 8 bits (measured: 34 points of top-1 lost on Fashion-MNIST).
+
+    Example:
+        >>> serf_builtin(tf.constant([1.0]))
+    """
+    if export_quantization() == "int8":
+        return serf_int8_builtin(x)
+    dtype = x.dtype
+    xc = tf.cast(x, compute_dtype(dtype))
+    sp = tf.maximum(xc, 0) + tf.math.log(1.0 + tf.exp(-tf.abs(xc)))
+    # No -inf guard here: EQUAL/SELECT would split the XNNPACK delegate's graph at
+    # every Serf site; the exported model gives NaN (not 0) for x = -inf only.
+    return tf.cast(xc * erf_builtin(sp), dtype)
+
+
+# Serf for full-integer int8 export: x * sigmoid(P(q)), q = clip(x, -9, 3.5), P a
+# cubic fitted (float64, Lawson-weighted least squares towards minimax) to
+# x * erf(softplus(x)) on [-14, 14]. P is increasing; sigmoid(P(-9)) = 9.8e-7,
+# 1 - sigmoid(P(3.5)) = 2.9e-5. Max abs error 0.0065 on [-14, 14] (|x| <= 14 covers
+# BN-normalised activations); beyond, |error| <= 2.9e-5 |x|.
+_SERF_INT8_CLIP = (-9.0, 3.5)
+_SERF_INT8_P = (0.8026012622550618, 1.662126470371396, 0.2260069340237381,
+                0.024677605071689323)
+SERF_INT8_MAX_ABS_ERROR = 0.0066  # on |x| <= 14 (measured 0.006533)
+
+
+def serf_int8_builtin(x):
+    """Serf for full-integer int8 export: ``x * sigmoid(P(clip(x, -9, 3.5)))``.
+
+    ``P`` is a cubic (Horner form) fitted in float64 (weighted least squares
+    iterated towards minimax) so that the whole function has max abs error
+    ``SERF_INT8_MAX_ABS_ERROR`` (0.0066; measured 0.00653) against
+    x * erf(softplus(x)) for |x| <= 14, and at most 2.9e-5 |x| beyond (the clip
+    bounds are where sigmoid(P) is within 1e-6 of 0 / 2.9e-5 of 1). Nine ops
+    (MAXIMUM, MINIMUM, three MUL/ADD pairs, LOGISTIC, MUL), every intermediate
+    bounded (|q| <= 9, sigmoid input in [-14, 10.5]) and the nonlinearity in
+    TFLite's int8 LOGISTIC lookup table, so int8 requantization costs about one
+    output LSB (simulated: 1.1 LSB) instead of compounding over ~30 ops of
+    :func:`erf_builtin`. Float accuracy is int8-grade only: used solely under
+    ``export_mode(quantization="int8")``.
+
+    Example:
+        >>> float(serf_int8_builtin(tf.constant(1.0)))   # serf(1) = 0.8659
+        0.86...
+    """
+    dtype = x.dtype
+    xc = tf.cast(x, compute_dtype(dtype))
+    q = tf.clip_by_value(xc, *_SERF_INT8_CLIP)
+    a0, a1, a2, a3 = _SERF_INT8_P
+    logit = ((a3 * q + a2) * q + a1) * q + a0
+    return tf.cast(xc * tf.sigmoid(logit), dtype)
