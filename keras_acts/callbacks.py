@@ -1,7 +1,6 @@
 """Keras callbacks for the keras_acts learning methods."""
 
 import keras
-import tensorflow as tf
 
 from keras_acts.layers import PWLU
 
@@ -10,7 +9,9 @@ def pwlu_layers(model):
     """All PWLU layers of ``model``, nested models included.
 
     Example:
-        >>> [l.name for l in pwlu_layers(model)]
+        >>> model = keras.Sequential([keras.Input((4,)), PWLU(), keras.layers.Dense(2)])
+        >>> [type(layer).__name__ for layer in pwlu_layers(model)]
+        ['PWLU']
     """
     return [layer for layer in model._flatten_layers(include_self=False, recursive=True)
             if isinstance(layer, PWLU)]
@@ -19,17 +20,24 @@ def pwlu_layers(model):
 def realign_pwlu(model, strategy=None):
     """Realign every PWLU layer of ``model`` still in phase I; return their count.
 
-    Runs in ``strategy``'s cross-replica context (default: the current
-    strategy), so every replica's copy receives the same realigned parameters
-    (their statistics are all-reduced in phase I).
+    On TensorFlow it runs in ``strategy``'s cross-replica context (default: the
+    current strategy), so every replica's copy receives the same realigned
+    parameters (their statistics are all-gathered in phase I).
 
     Example:
+        >>> model = keras.Sequential([keras.Input((4,)), PWLU(phase1_steps=None)])
         >>> realign_pwlu(model)   # ends phase I everywhere
-        3
+        1
     """
-    strategy = strategy or tf.distribute.get_strategy()
     layers = [layer for layer in pwlu_layers(model) if layer.built and layer.in_phase1]
-    with strategy.scope():
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf  # noqa: PLC0415 (TensorFlow backend only)
+
+        strategy = strategy or tf.distribute.get_strategy()
+        with strategy.scope():
+            for layer in layers:
+                layer.realign()
+    else:
         for layer in layers:
             layer.realign()
     return len(layers)
@@ -43,7 +51,8 @@ class PWLUPhaseCallback(keras.callbacks.Callback):
     so that only this callback ends phase I.
 
     Example:
-        >>> model.fit(ds, epochs=100, callbacks=[PWLUPhaseCallback(phase1_epochs=5)])
+        >>> callback = PWLUPhaseCallback(phase1_epochs=5)
+        >>> # model.fit(ds, epochs=100, callbacks=[callback])
     """
 
     def __init__(self, phase1_epochs=5, verbose=0):

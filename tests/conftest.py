@@ -6,7 +6,18 @@ sys.path.insert(0, os.path.dirname(__file__))
 # The repository root: tests share the benchmarks' plain-autodiff baselines.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import keras  # noqa: E402
 import pytest  # noqa: E402
+
+if keras.backend.backend() == "jax":
+    import jax  # noqa: E402
+
+    jax.config.update("jax_enable_x64", True)   # float64 references on JAX too
+
+# The op and layer tests run on every backend; the rest is TensorFlow's
+# (tf.distribute pipelines, TFLite export, keras-cv backbones).
+if keras.backend.backend() != "tensorflow":
+    collect_ignore = ["training", "examples", "export", "benchmarks"]
 
 
 # Tiny datasets in real formats (image folder, locally built TFDS) for the

@@ -33,11 +33,9 @@ def _model():
     model = keras.Model(inputs, keras.layers.Dense(3)(x), name="all_four")
     rng = np.random.default_rng(0)
     pw = model.get_layer("pw")
-    pw.left_bound.assign(rng.uniform(-3.0, -1.0, C).astype("float32"))
-    pw.right_bound.assign(rng.uniform(1.0, 3.0, C).astype("float32"))
-    pw.points.assign(rng.normal(size=(C, 5)).astype("float32"))
-    pw.left_slope.assign(rng.normal(size=C).astype("float32"))
-    pw.right_slope.assign(rng.normal(size=C).astype("float32"))
+    pw.set_parameters(left_bound=rng.uniform(-3.0, -1.0, C), right_bound=rng.uniform(1.0, 3.0, C),
+                      points=rng.normal(size=(C, 5)), left_slope=rng.normal(size=C),
+                      right_slope=rng.normal(size=C))
     return model
 
 
@@ -79,8 +77,9 @@ def test_pwlu_curves_match_ops(model):
     curves = {gid: line for gid, line in _lines(ax, "pwlu-ch").items()}
     assert len(curves) == MAX_CHANNELS
     pw = model.get_layer("pw")
-    params = [np.asarray(w) for w in (pw.left_bound, pw.right_bound, pw.points,
-                                      pw.left_slope, pw.right_slope)]
+    params = [keras.ops.convert_to_numpy(w) for w in (pw.left_bound, pw.right_bound,
+                                                      pw.points, pw.left_slope,
+                                                      pw.right_slope)]
     # Default range: the bounds of all channels plus a margin on each side.
     x_all = curves["pwlu-ch0"].get_xdata()
     assert x_all.min() < params[0].min() and x_all.max() > params[1].max()

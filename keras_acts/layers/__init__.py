@@ -5,8 +5,9 @@ Example:
 """
 
 from keras_acts.layers.acon_c import AconC
+from keras_acts.layers.batch_norm import GeneratorBatchNorm
 from keras_acts.layers.meta_acon import MetaAcon
 from keras_acts.layers.pwlu import PWLU
 from keras_acts.layers.serf import Serf
 
-__all__ = ["AconC", "MetaAcon", "PWLU", "Serf"]
+__all__ = ["AconC", "GeneratorBatchNorm", "MetaAcon", "PWLU", "Serf"]

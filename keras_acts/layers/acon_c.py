@@ -1,9 +1,12 @@
 """Keras layer for ACON-C."""
 
+import numbers
+
 import keras
-import tensorflow as tf
+from keras import ops as K
 
 from keras_acts import ops
+from keras_acts.ops._common import check_floating
 from keras_acts.layers._base import ActivationLayer
 from keras_acts.layers._validation import check_axis_arg
 from keras_acts.layers._validation import check_input_rank
@@ -52,14 +55,15 @@ class AconC(ActivationLayer):
         super().__init__(**kwargs)
         self.axis = check_axis_arg(axis)
         if shared_axes is not None:
-            if isinstance(shared_axes, int):
+            if isinstance(shared_axes, numbers.Integral):
                 shared_axes = [shared_axes]
-            shared_axes = list(shared_axes)
-            if not all(isinstance(a, int) and not isinstance(a, bool) and a != 0
+            if not isinstance(shared_axes, (list, tuple)) or not all(isinstance(a, numbers.Integral) and not isinstance(a, bool)
+                       and type(a).__name__ not in ("bool_", "bool") and a != 0
                        for a in shared_axes):
                 raise ValueError(
                     "`shared_axes` must be None or a list of non-zero integer axes "
                     f"(1-based, batch excluded); received shared_axes={shared_axes!r}.")
+            shared_axes = [int(a) for a in shared_axes]
         self.shared_axes = shared_axes
         self._set_keras_objects(
             p1_initializer=p1_initializer or paper_normal(),
@@ -102,7 +106,6 @@ class AconC(ActivationLayer):
         self.built = True
 
     def call(self, inputs):
-        ops._common.check_floating(inputs, "inputs")
-        p1, p2, beta = (tf.expand_dims(tf.convert_to_tensor(w), 0)
-                        for w in (self.p1, self.p2, self.beta))
+        check_floating(inputs, "inputs")
+        p1, p2, beta = (K.expand_dims(w, 0) for w in (self.p1, self.p2, self.beta))
         return ops.acon_c(inputs, p1, p2, beta)

@@ -1,17 +1,30 @@
 """Keras layer for Meta-ACON (ACON-C with a generated, per-sample beta)."""
 
 import keras
-import tensorflow as tf
+import numpy as np
+from keras import ops as K
 
 from keras_acts import ops
 from keras_acts.layers._base import ActivationLayer
 from keras_acts.layers._validation import broadcast_shape
 from keras_acts.layers._validation import channels
 from keras_acts.layers._validation import check_axis_arg
+from keras_acts.layers._validation import check_bool
+from keras_acts.layers._validation import check_float
 from keras_acts.layers._validation import check_input_rank
 from keras_acts.layers._validation import check_int
 from keras_acts.layers._validation import normalize_axis
 from keras_acts.layers.acon_c import paper_normal
+from keras_acts.layers.batch_norm import GeneratorBatchNorm
+from keras_acts.ops._common import check_floating
+from keras_acts.ops._common import compute_dtype
+from keras_acts.ops._common import dtype_name
+from keras_acts.ops.export_mode import export_mode_enabled
+from keras_acts.ops.acon import saturating_sigmoid
+from keras_acts.ops.acon import split_mean
+from keras_acts.ops.moments import magnitude
+
+_INF = float("inf")
 
 
 @keras.saving.register_keras_serializable(package="keras_acts")
@@ -26,16 +39,28 @@ class MetaAcon(ActivationLayer):
     ``W1`` maps C channels to ``max(reduction, C // reduction)`` and ``W2`` back to
     C (the official code's 1x1 convolutions on the pooled input), with no
     nonlinearity between them. For rank-2 input the pooled input is the input.
-    The BN layers (``use_bn=True``) normalise over the batch in training; with a
-    batch of one sample they use their moving statistics instead (and leave them
-    unchanged), so training and inference work at batch size 1.
+
+    The two batch norms (``use_bn=True``) are :class:`GeneratorBatchNorm`
+    sublayers ``bn1`` and ``bn2`` with the official code's PyTorch conventions:
+    epsilon 1e-5, momentum 0.9 in Keras terms (PyTorch's 0.1), unbiased running
+    variance; a batch of one sample uses the moving statistics (training works
+    at batch size 1), and a batch with non-finite statistics does not enter
+    them. Their moving statistics lag the weights during training; re-estimate
+    them on training data after ``fit`` (see ``keras_acts`` statistics
+    re-estimation) before evaluating, saving or exporting.
+
+    Extreme inputs: the spatial mean is taken as a sum of ``x / n`` (no
+    overflow for finite x; :func:`keras_acts.ops.acon.split_mean`, whose
+    backward keeps only x). In inference mode the generator is affine up to the
+    sigmoid, and is evaluated so that huge or infinite inputs give what the
+    float64 layer gives at +-1e300 (saturated beta), never NaN; in training mode
+    finite inputs never give NaN.
 
     Args:
         reduction: r >= 1; hidden width max(r, C // r).
         use_bn: keep the two BN layers of the official code.
         axis: channel axis (-1 channels-last, 1 channels-first).
-        bn_momentum, bn_epsilon: BN moving-average momentum and epsilon (PyTorch
-            defaults of the official code: 0.9 in Keras terms and 1e-5).
+        bn_momentum, bn_epsilon: BN moving-average momentum (Keras terms) and epsilon.
         p1_initializer, p2_initializer: names or objects (default N(0, 1)).
         kernel_initializer, bias_initializer: for W1, W2, b1, b2.
         p1_regularizer, p2_regularizer, kernel_regularizer: names or objects.
@@ -43,6 +68,8 @@ class MetaAcon(ActivationLayer):
     Example:
         >>> model = keras.Sequential([keras.Input((32, 32, 3)),
         ...                           keras.layers.Conv2D(32, 3), MetaAcon()])
+        >>> [w.path.split("/", 1)[1] for w in model.layers[-1].weights][-4:]
+        ['bn2/gamma', 'bn2/beta', 'bn2/moving_mean', 'bn2/moving_variance']
     """
 
     _config_args = ("reduction", "use_bn", "axis", "bn_momentum", "bn_epsilon")
@@ -54,33 +81,23 @@ class MetaAcon(ActivationLayer):
                  **kwargs):
         super().__init__(**kwargs)
         self.reduction = check_int(reduction, "reduction", 1)
-        if not isinstance(use_bn, bool):
-            raise ValueError(f"`use_bn` must be True or False; received use_bn={use_bn!r}.")
-        self.use_bn = use_bn
+        self.use_bn = check_bool(use_bn, "use_bn")
         self.axis = check_axis_arg(axis)
-        if not 0.0 <= float(bn_momentum) < 1.0:
-            raise ValueError(f"`bn_momentum` must be in [0, 1); received {bn_momentum!r}.")
-        if not float(bn_epsilon) > 0.0:
-            raise ValueError(f"`bn_epsilon` must be > 0; received {bn_epsilon!r}.")
-        self.bn_momentum = float(bn_momentum)
-        self.bn_epsilon = float(bn_epsilon)
+        self.bn_momentum = check_float(bn_momentum, "bn_momentum", 0.0, 1.0)
+        self.bn_epsilon = check_float(bn_epsilon, "bn_epsilon", 0.0, low_inclusive=False)
         self._set_keras_objects(
             p1_initializer=p1_initializer or paper_normal(),
             p2_initializer=p2_initializer or paper_normal(),
             kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
             p1_regularizer=p1_regularizer, p2_regularizer=p2_regularizer,
             kernel_regularizer=kernel_regularizer)
-
-    def _bn_weights(self, name, size):
-        kw = dict(shape=(size,), autocast=False)
-        return {
-            "gamma": self.add_weight(name=f"{name}_gamma", initializer="ones", **kw),
-            "beta": self.add_weight(name=f"{name}_beta", initializer="zeros", **kw),
-            "mean": self.add_weight(name=f"{name}_moving_mean", initializer="zeros",
-                                    trainable=False, **kw),
-            "var": self.add_weight(name=f"{name}_moving_variance", initializer="ones",
-                                   trainable=False, **kw),
-        }
+        if self.use_bn:
+            # The generator computes in float32 (float64 for a float64 layer)
+            # whatever the mixed-precision policy.
+            bn = dict(momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+                      dtype=self.dtype_policy.variable_dtype)
+            self.bn1 = GeneratorBatchNorm(name="bn1", **bn)
+            self.bn2 = GeneratorBatchNorm(name="bn2", **bn)
 
     def build(self, input_shape):
         name = type(self).__name__
@@ -103,59 +120,125 @@ class MetaAcon(ActivationLayer):
         self.bias2 = self.add_weight(shape=(c,), name="bias2",
                                      initializer=self.bias_initializer, autocast=False)
         if self.use_bn:
-            self.bn1 = self._bn_weights("bn1", hidden)
-            self.bn2 = self._bn_weights("bn2", c)
+            self.bn1.build((None, hidden))
+            self.bn2.build((None, c))
         self.built = True
 
-    def _batch_norm(self, h, bn, training):
-        bn = {key: tf.cast(var, h.dtype) if key in ("gamma", "beta") else var
-              for key, var in bn.items()}
-        if training:
-            batch_mean, batch_var = tf.nn.moments(h, axes=[0])
-            use_batch = tf.shape(h)[0] > 1
-            moving_mean = tf.cast(bn["mean"], h.dtype)
-            moving_var = tf.cast(bn["var"], h.dtype)
-            mean = tf.where(use_batch, batch_mean, moving_mean)
-            var = tf.where(use_batch, batch_var, moving_var)
-            m = self.bn_momentum
-            new_mean = tf.where(use_batch, m * moving_mean + (1 - m) * batch_mean, moving_mean)
-            new_var = tf.where(use_batch, m * moving_var + (1 - m) * batch_var, moving_var)
-            bn["mean"].assign(tf.cast(new_mean, bn["mean"].dtype))
-            bn["var"].assign(tf.cast(new_var, bn["var"].dtype))
+    # ------------------------------------------------------------- generator
+    def _weights(self, dtype):
+        return [K.cast(w, dtype) for w in (self.kernel1, self.bias1, self.kernel2, self.bias2)]
+
+    def _spatial_mean(self, x):
+        """(finite part, infinite direction) of the spatial mean of ``x`` (see
+        :func:`keras_acts.ops.acon.split_mean`); for rank-2 input, of ``x`` itself."""
+        spatial = [a for a in range(1, self._rank) if a != self._axis]
+        if not spatial:
+            inf = K.abs(x) == _INF
+            return K.where(inf, K.zeros_like(x), x), K.where(inf, K.sign(x), K.zeros_like(x))
+        stacked = split_mean(x, spatial)
+        return stacked[0], stacked[1]
+
+    def _plain_logits(self, pooled, training):
+        w1, b1, w2, b2 = self._weights(pooled.dtype)
+        h = K.matmul(pooled, w1) + b1
+        if self.use_bn:
+            h = self.bn1(h, training=training)
+        h = K.matmul(h, w2) + b2
+        if self.use_bn:
+            h = self.bn2(h, training=training)
+        return h
+
+    def _training_logits(self, fin, direction):
+        # Rows with infinite entries use the largest finite value instead; the
+        # first product is formed as s * ((p / s) @ W1): finite for finite p
+        # up to the final multiply, whose overflow GeneratorBatchNorm clamps.
+        big = float(np.finfo(dtype_name(fin)).max)
+        p = K.where(direction != 0, K.sign(direction) * big, fin)
+        s = magnitude(p, -1)
+        w1, b1, w2, b2 = self._weights(p.dtype)
+        h = s * K.matmul(p / s, w1) + b1
+        h = self.bn1(h, training=True)
+        h = K.matmul(h, w2) + b2
+        return self.bn2(h, training=True)
+
+    def _affine_logits(self, fin, direction):
+        """Inference logits as ``L(p) + k`` (L linear), evaluated without overflow to NaN."""
+        dtype = fin.dtype
+        w1, b1, w2, b2 = self._weights(dtype)
+        if self.use_bn:
+            g1, c1 = (K.cast(t, dtype) for t in self.bn1.affine())
+            g2, c2 = (K.cast(t, dtype) for t in self.bn2.affine())
         else:
-            mean, var = tf.cast(bn["mean"], h.dtype), tf.cast(bn["var"], h.dtype)
-        return (h - mean) * tf.math.rsqrt(var + self.bn_epsilon) * bn["gamma"] + bn["beta"]
+            g1 = g2 = 1.0
+            c1 = c2 = 0.0
+
+        def linear(v):
+            return K.matmul(K.matmul(v, w1) * g1, w2) * g2
+
+        constant = (K.matmul(b1 * g1 + c1, w2) + b2) * g2 + c2
+        s = magnitude(fin, -1)
+        finite_part = s * linear(fin / s) + constant
+        infinite_part = linear(direction)
+        return K.where(infinite_part > 0, _INF, K.where(infinite_part < 0, -_INF, finite_part))
 
     def generate_beta(self, inputs, training=False):
         """beta of shape (batch, C) for ``inputs`` (see class docstring), computed in
         float32 for 16-bit inputs and in the input's dtype otherwise.
 
         Example:
-            >>> layer = MetaAcon(); _ = layer(tf.zeros([2, 8, 8, 32]))
-            >>> layer.generate_beta(tf.zeros([2, 8, 8, 32])).shape
-            TensorShape([2, 32])
+            >>> layer = MetaAcon(); _ = layer(K.zeros([2, 8, 8, 32]))
+            >>> tuple(layer.generate_beta(K.zeros([2, 8, 8, 32])).shape)
+            (2, 32)
         """
-        dtype = ops._common.compute_dtype(inputs.dtype)
-        x = tf.cast(inputs, dtype)
-        w = {name: tf.cast(getattr(self, name), dtype)
-             for name in ("kernel1", "bias1", "kernel2", "bias2")}
-        spatial = [a for a in range(1, self._rank) if a != self._axis]
-        pooled = tf.reduce_mean(x, axis=spatial) if spatial else x
-        h = tf.matmul(pooled, w["kernel1"]) + w["bias1"]
-        if self.use_bn:
-            h = self._batch_norm(h, self.bn1, training)
-        h = tf.matmul(h, w["kernel2"]) + w["bias2"]
-        if self.use_bn:
-            h = self._batch_norm(h, self.bn2, training)
-        return tf.sigmoid(h)
+        x = K.convert_to_tensor(inputs)
+        dtype = compute_dtype(x.dtype)
+        x = K.cast(x, dtype)
+        if export_mode_enabled():   # the plain graph, which TFLite folds (MEAN, FC, LOGISTIC)
+            spatial = [a for a in range(1, self._rank) if a != self._axis]
+            pooled = K.mean(x, axis=spatial) if spatial else x
+            return K.sigmoid(self._plain_logits(pooled, training=False))
+        fin, direction = self._spatial_mean(x)
+        if training and self.use_bn:
+            return saturating_sigmoid(self._training_logits(fin, direction))
+        # Plain evaluation where it is finite (rows without overflow or inf),
+        # the affine form elsewhere; the plain branch sees 0 in the other rows
+        # so that its gradient stays finite there.
+        probe = K.stop_gradient(self._plain_logits(K.stop_gradient(fin), training=False))
+        ok = K.all(K.isfinite(probe), axis=-1, keepdims=True) & K.all(
+            direction == 0, axis=-1, keepdims=True)
+        plain = self._plain_logits(K.where(ok, fin, K.zeros_like(fin)), training=False)
+        return saturating_sigmoid(K.where(ok, plain, self._affine_logits(fin, direction)))
 
     def call(self, inputs, training=False):
-        ops._common.check_floating(inputs, "inputs")
+        check_floating(inputs, "inputs")
         beta = self.generate_beta(inputs, training=bool(training))
         shape = [-1] + [1] * (self._rank - 1)
         shape[self._axis] = beta.shape[-1]
-        beta = tf.reshape(beta, shape)
+        beta = K.reshape(beta, shape)
         bshape = broadcast_shape(self._rank, self._axis, -1)
-        p1 = tf.reshape(tf.convert_to_tensor(self.p1), bshape)
-        p2 = tf.reshape(tf.convert_to_tensor(self.p2), bshape)
-        return ops.acon_c(inputs, p1, p2, beta)
+        return ops.acon_c(inputs, K.reshape(self.p1, bshape), K.reshape(self.p2, bshape),
+                          beta)
+
+    # ------------------------------------------------------------- saving
+    def load_own_variables(self, store):
+        """Load weights; also reads the layout of keras-acts 0.1 files, where the
+        batch norms' 8 variables were the layer's own (14 in all: p1, p2,
+        kernel1, bias1, kernel2, bias2, bn1/bn2 gamma and beta, then bn1/bn2
+        moving mean and variance).
+
+        Example:
+            >>> layer = MetaAcon(); layer.build((None, 32))
+            >>> layer.load_own_variables({str(i): w for i, w in enumerate(layer.weights[:6])})
+        """
+        if self.use_bn and len(store.keys()) == 14:
+            legacy = [store[str(i)] for i in range(14)]
+            own = self._trainable_variables + self._non_trainable_variables
+            for var, value in zip(own, legacy[:6]):
+                var.assign(value)
+            for bn, (gamma, beta, mean, var) in ((self.bn1, (6, 7, 10, 11)),
+                                                 (self.bn2, (8, 9, 12, 13))):
+                for variable, index in zip((bn.gamma, bn.beta, bn.moving_mean,
+                                            bn.moving_variance), (gamma, beta, mean, var)):
+                    variable.assign(legacy[index])
+            return
+        super().load_own_variables(store)

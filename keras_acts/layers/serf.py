@@ -3,6 +3,7 @@
 import keras
 
 from keras_acts import ops
+from keras_acts.ops._common import check_floating
 from keras_acts.layers._base import ActivationLayer
 from keras_acts.layers._validation import check_input_rank
 
@@ -26,5 +27,5 @@ class Serf(ActivationLayer):
         self.built = True
 
     def call(self, inputs):
-        ops._common.check_floating(inputs, "inputs")
+        check_floating(inputs, "inputs")
         return ops.serf(inputs)

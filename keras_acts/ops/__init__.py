@@ -1,9 +1,13 @@
-"""Floor 1 of keras_acts: the maths of each activation as pure TensorFlow
-functions (forward, backward, custom-gradient wrapper, builtin export form).
+"""Floor 1 of keras_acts: the maths of each activation, written once in
+``keras.ops`` for every Keras backend (pure forward and backward functions
+behind one memory-lean custom gradient, :mod:`keras_acts.ops.gradient`), the
+compiler tricks (:mod:`keras_acts.ops.xla`) and, for TensorFlow, the
+TFLite-builtin export formulations (:mod:`keras_acts.ops.builtin`).
 
 Example:
+    >>> from keras import ops as K
     >>> from keras_acts import ops
-    >>> y = ops.serf(tf.constant([0.5]))
+    >>> y = ops.serf(K.convert_to_tensor([0.5]))
 """
 
 from keras_acts.ops.export_mode import export_mode

@@ -1,146 +1,193 @@
-"""Helpers shared by the pure activation ops: dtype handling and broadcasting
-reductions.
+"""Helpers shared by the pure activation ops, written once in ``keras.ops`` for
+every Keras backend: dtype handling, argument checks, broadcasting reductions
+that cannot overflow, and guards for ``0 * inf``.
 
-Nothing here holds Keras state; every function is a plain TensorFlow function.
+Nothing here holds Keras state, and nothing here is specific to a compiler
+(those tricks live in :mod:`keras_acts.ops.xla`).
 """
 
-import functools
+import keras
+from keras import ops as K
 
-import tensorflow as tf
+_HALF_DTYPES = ("float16", "bfloat16")
+_FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
-_HALF_DTYPES = (tf.float16, tf.bfloat16)
+
+def dtype_name(x):
+    """The standard Keras dtype name of a tensor, variable or dtype.
+
+    Example:
+        >>> dtype_name(K.zeros([2], "float16"))
+        'float16'
+    """
+    dtype = getattr(x, "dtype", x)
+    return keras.backend.standardize_dtype(dtype)
 
 
 def compute_dtype(dtype):
-    """Dtype the maths runs in: float32 for 16-bit floats, else ``dtype``.
+    """Dtype the maths runs in: float32 for 16-bit floats, else ``dtype`` itself.
 
     Half-precision inputs are up-cast inside the (fused) elementwise kernels,
     so mixed precision keeps its memory savings (tensors stored and returned
     in 16 bits) without 16-bit overflow inside exp/erf/softplus.
 
     Example:
-        >>> compute_dtype(tf.float16)
-        tf.float32
+        >>> compute_dtype("float16")
+        'float32'
     """
-    dtype = tf.as_dtype(dtype)
-    return tf.float32 if dtype in _HALF_DTYPES else dtype
+    name = keras.backend.standardize_dtype(dtype)
+    return "float32" if name in _HALF_DTYPES else name
 
 
 def check_floating(x, name="inputs"):
     """Raise ``ValueError`` unless ``x`` has a floating dtype.
 
     Example:
-        >>> check_floating(tf.zeros([2, 3]))  # passes
+        >>> check_floating(K.zeros([2, 3]))  # passes
     """
-    dtype = tf.as_dtype(x.dtype)
-    if not dtype.is_floating:
+    dtype = dtype_name(x)
+    if dtype not in _FLOAT_DTYPES:
         raise ValueError(
             f"`{name}` must be a floating tensor (float16, bfloat16, float32 or "
-            f"float64); received dtype={dtype.name}."
-        )
+            f"float64); received dtype={dtype}.")
+
+
+def to_compute(*tensors, dtype):
+    """Cast every tensor to ``dtype`` (a no-op where it already has it).
+
+    Example:
+        >>> [dtype_name(t) for t in to_compute(K.ones([1], "float16"), dtype="float32")]
+        ['float32']
+    """
+    return [t if dtype_name(t) == dtype else K.cast(t, dtype) for t in tensors]
+
+
+def static_shape(x):
+    """The static shape of a tensor as a tuple (``None`` for unknown dimensions).
+
+    Example:
+        >>> static_shape(K.zeros([2, 3]))
+        (2, 3)
+    """
+    return tuple(None if d is None else int(d) for d in x.shape)
+
+
+def broadcast_axes(full_shape, shape):
+    """Axes of a ``full_shape`` tensor that a tensor of ``shape`` was broadcast along.
+
+    ``shape`` has the rank of ``full_shape`` (its size-1 axes count) or is a
+    suffix of it (the missing leading axes count). Static shapes only.
+
+    Example:
+        >>> broadcast_axes((4, 8, 8, 3), (1, 1, 1, 3))
+        [0, 1, 2]
+    """
+    rank = len(full_shape)
+    padded = (1,) * (rank - len(shape)) + tuple(shape)
+    return [a for a in range(rank) if padded[a] == 1 and full_shape[a] != 1]
+
+
+def reduction_count(full_shape, axes):
+    """How many elements a sum over ``axes`` of a ``full_shape`` tensor adds up, or None.
+
+    Example:
+        >>> reduction_count((4, 8, 8, 3), [0, 1, 2])
+        256
+    """
+    count = 1
+    for a in axes:
+        if full_shape[a] is None:
+            return None
+        count *= full_shape[a]
+    return count
+
+
+def safe_sum(t, axis, count=None, keepdims=False):
+    """``sum(t, axis)`` that cannot overflow in an intermediate: ``sum(t / n) * n``.
+
+    A plain sum of finite values near the dtype's maximum can overflow in a
+    partial sum and meet an infinity of the other sign (NaN). Each term is
+    scaled by ``1 / n`` first (``n`` the number of terms, ``count`` when given),
+    so every partial sum stays finite, and the result overflows to +-inf only
+    where the true sum is beyond the dtype's range. The scaling is a multiply
+    fused into the reduction.
+
+    Example:
+        >>> float(safe_sum(K.convert_to_tensor([3e38, 3e38, -3e38, -3e38]), 0))
+        0.0
+    """
+    axes = [axis] if isinstance(axis, int) else list(axis)
+    if not axes:
+        return t
+    n = count if count is not None else reduction_count(static_shape(t), axes)
+    if n is None:
+        n = 1
+        for a in axes:
+            n = n * K.shape(t)[a]
+        n = K.cast(n, t.dtype)
+    if isinstance(n, int) and n <= 1:
+        return K.sum(t, axis=axes, keepdims=keepdims)
+    return K.sum(t * (1.0 / n), axis=axes, keepdims=keepdims) * n
 
 
 def reduce_to_shape(grad, shape):
-    """Sum ``grad`` over the axes along which a tensor of ``shape`` was broadcast.
+    """Sum ``grad`` over the axes a tensor of static ``shape`` was broadcast along.
 
-    ``shape`` must have the rank of ``grad`` (size-1 dims are summed away) or be
-    a suffix of it (leading dims are summed away). Works with dynamic shapes
-    and under XLA.
+    ``shape`` must have the rank of ``grad`` (size-1 axes are summed away) or be
+    a suffix of it (leading axes are summed away). Uses :func:`safe_sum`.
 
     Example:
-        >>> reduce_to_shape(tf.ones([4, 3]), tf.constant([1, 3])).numpy()
+        >>> reduce_to_shape(K.ones([4, 3]), (1, 3))
         array([[4., 4., 4.]], dtype=float32)
     """
-    grad_shape = tf.shape(grad)
-    _, axes = tf.raw_ops.BroadcastGradientArgs(s0=grad_shape, s1=shape)
-    return tf.reshape(tf.reduce_sum(grad, axis=axes), shape)
+    shape = tuple(int(d) for d in shape)
+    axes = broadcast_axes(static_shape(grad), shape)
+    return K.reshape(safe_sum(grad, axes, keepdims=True), shape)
 
 
-def in_xla_context():
-    """True while tracing code that XLA will compile (``jit_compile=True``).
+def times(a, b):
+    """``a * b``, but exactly 0 where either factor is 0 (``0 * inf`` gives 0, not NaN).
 
-    The ops use it to pick formulations that XLA compiles well (e.g. fused
-    per-channel reductions) and keep plain TensorFlow kernels otherwise.
-
-    Example:
-        >>> in_xla_context()
-        False
-    """
-    from tensorflow.python.framework import ops as tf_ops  # noqa: PLC0415
-    from tensorflow.python.ops import control_flow_util  # noqa: PLC0415
-
-    return bool(control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph()))
-
-
-_FUSED_CACHE = {}
-
-
-def fused(fn, **static):
-    """``fn(*tensors, **static)`` as one XLA-compiled kernel, unless already inside one.
-
-    The custom gradients call their forward and backward through this: under
-    ``jit_compile=True`` the caller's XLA cluster fuses them anyway; in graph or
-    eager mode without XLA, a nested ``tf.function(jit_compile=True)`` makes
-    each of them one fused CPU/GPU kernel instead of a chain of full-tensor
-    TensorFlow ops (the plain graph-mode PWLU was ~25x ReLU, mostly memory
-    traffic between small ops). ``static`` are Python values fixed at trace time.
+    NaN in either factor still gives NaN. Used where the float64 value of a
+    product at a huge finite argument is 0 (a limit), so that float32 at +-inf
+    agrees with it.
 
     Example:
-        >>> y = fused(serf_forward)(tf.constant([1.0, 2.0]))
+        >>> float(times(K.convert_to_tensor(0.0), K.convert_to_tensor(float("inf"))))
+        0.0
     """
-    if in_xla_context():
-        return functools.partial(fn, **static) if static else fn
-    key = (fn, tuple(sorted(static.items())))
-    if key not in _FUSED_CACHE:
-        _FUSED_CACHE[key] = tf.function(functools.partial(fn, **static), jit_compile=True,
-                                        autograph=False)
-    return _FUSED_CACHE[key]
+    prod = a * b
+    zero = (a == 0) | (b == 0)
+    return K.where(zero, K.zeros_like(prod), prod)
 
 
-def reduce_columns_to_shapes(columns, shapes):
-    """Sum each of ``columns`` (same static shape) to the matching ``shapes``.
-
-    Equivalent to ``[reduce_to_shape(c, s) for c, s in zip(columns, shapes)]``.
-    Under XLA the columns are stacked and summed over the axes every target
-    shape broadcasts along in one reduction (XLA:CPU compiles one stacked
-    reduction of a materialised operand into a fast vectorised kernel, while a
-    reduction fused with its elementwise producer, or one per column, is several
-    times slower); the remaining small sums are then done per column.
+def is_tensorflow():
+    """True when Keras runs on the TensorFlow backend.
 
     Example:
-        >>> a, b = reduce_columns_to_shapes([tf.ones([4, 3])] * 2, [[1, 3], [4, 1]])
-        >>> a.shape, b.shape
-        (TensorShape([1, 3]), TensorShape([4, 1]))
+        >>> is_tensorflow() in (True, False)
+        True
     """
-    rank = columns[0].shape.rank
-    static = [tf.get_static_value(tf.convert_to_tensor(s, tf.int32)) for s in shapes]
-    full = columns[0].shape
-    if (not in_xla_context() or rank is None or not full.is_fully_defined()
-            or any(s is None or len(s) > rank for s in static) or len(columns) < 2):
-        return [reduce_to_shape(c, s) for c, s in zip(columns, shapes)]
-    padded = [[1] * (rank - len(s)) + list(s) for s in static]
-    common = [a for a in range(rank) if all(p[a] == 1 for p in padded) and full[a] != 1]
-    stacked = tf.stack(columns, axis=0)
-    # max(., -inf) is the identity (NaN stays NaN); it keeps the stack from
-    # being the reduction's root op, which XLA:CPU lowers to a slow loop.
-    stacked = tf.maximum(stacked, tf.constant(float("-inf"), stacked.dtype))
-    partial = tf.reduce_sum(stacked, axis=[a + 1 for a in common], keepdims=True)
-    return [reduce_to_shape(partial[i], s) for i, s in enumerate(shapes)]
+    return keras.backend.backend() == "tensorflow"
 
 
-def materialized(table):
-    """``table`` itself, computed into its own buffer before XLA gathers from it.
+def gather(table, indices):
+    """``table[indices]`` for a 1-D table and in-range integer indices.
 
-    XLA fuses cheap producers into the operand of a ``gather``, so a lookup
-    table built from parameters (a concat of differences, say) is recomputed
-    for every element that reads it: on XLA:CPU that made PWLU's forward ~5x
-    ReLU instead of ~1.2x. A reduction is never fused into a loop as a producer,
-    so the table is returned as ``reduce_sum([table, table * 0])``: equal to
-    ``table`` for finite entries (x * 0 cannot be simplified to 0 under IEEE
-    rules, so XLA keeps the reduction). Meant for small tables only.
+    The backend's plain gather, without the negative-index fix-up or bounds
+    handling of ``keras.ops.take`` (the callers clamp their indices first).
 
     Example:
-        >>> materialized(tf.constant([1.0, 2.0])).numpy()
-        array([1., 2.], dtype=float32)
+        >>> gather(K.convert_to_tensor([1.0, 2.0, 3.0]), K.convert_to_tensor([2, 0]))
+        array([3., 1.], dtype=float32)
     """
-    return tf.reduce_sum(tf.stack([table, table * tf.zeros([], table.dtype)], axis=0), axis=0)
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf  # noqa: PLC0415
+
+        return tf.gather(table, indices)
+    if backend == "jax":
+        return table.at[indices].get(mode="promise_in_bounds")
+    if backend == "torch":
+        return table[indices.long()]
+    return K.take(table, indices)

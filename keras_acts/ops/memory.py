@@ -1,27 +1,30 @@
-"""What a differentiable function keeps alive for its backward pass.
+"""What a differentiable function keeps alive for its backward pass, on every
+Keras backend.
 
-:func:`saved_for_backward` traces a function and its gradient in one graph and
-lists the forward tensors that the gradient computation reads: the memory a
-training step must hold from the forward pass until the backward pass runs
-(before any compiler rematerialisation). It is how the tests check that the
-custom gradients of :mod:`keras_acts.ops` keep only the input and the
-(small) parameters, while plain autodiff of the same formula keeps several
-input-sized intermediates.
+:func:`saved_for_backward` lists the forward tensors that the gradient
+computation reads: the memory a training step must hold from the forward pass
+until the backward pass runs (before any compiler rematerialisation). It is how
+the tests check that the custom gradients of :mod:`keras_acts.ops` keep only
+the input and the (small) parameters, while plain autodiff of the same formula
+keeps several input-sized intermediates. How it looks:
+
+* TensorFlow: traces the function and its gradient in one graph and lists the
+  forward tensors consumed by backward ops;
+* JAX: the residuals of ``jax.vjp`` (the leaves of the returned VJP function);
+* PyTorch: the tensors autograd saves (``torch.autograd.graph.saved_tensors_hooks``).
 
 Example:
-    >>> import tensorflow as tf
-    >>> from keras_acts.ops.memory import saved_for_backward, saved_bytes
-    >>> x = tf.zeros([8, 32])
-    >>> saved = saved_for_backward(lambda t: t * tf.sigmoid(t), x)
-    >>> sorted(s.name for s in saved if s.bytes >= 8 * 32 * 4)   # sigmoid(x) and x
-    ['Sigmoid', 'x0']
-    >>> saved_bytes(saved) >= 2 * 8 * 32 * 4
+    >>> from keras import ops as K
+    >>> x = K.zeros([8, 32])
+    >>> saved = saved_for_backward(lambda t: t * K.sigmoid(t), x)
+    >>> saved_bytes(saved) >= 2 * 8 * 32 * 4       # x and sigmoid(x)
     True
 """
 
 import collections
 
-import tensorflow as tf
+import keras
+import numpy as np
 
 SavedTensor = collections.namedtuple("SavedTensor", ["name", "shape", "dtype", "bytes"])
 SavedTensor.__doc__ = """A forward tensor read by the backward pass.
@@ -33,7 +36,86 @@ read, else the producing op's name, with ``:k`` for output k > 0), ``shape``
 """
 
 
+def saved_for_backward(fn, *args):
+    """Forward tensors that the gradient of ``fn`` reads, largest first.
+
+    Args:
+        fn: callable mapping ``args`` to one tensor (or a structure of tensors).
+        *args: tensors or arrays; every one is differentiated.
+
+    Returns:
+        A list of :class:`SavedTensor` sorted by decreasing bytes; the arguments
+        are named ``x0``, ``x1``, ... in argument order (other names depend on
+        the backend: op names on TensorFlow, ``residual<i>`` elsewhere).
+
+    Example:
+        >>> from keras_acts import ops
+        >>> x = K.zeros([4, 8, 8, 16])
+        >>> [s.name for s in saved_for_backward(ops.serf, x)]
+        ['x0']
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return _saved_tensorflow(fn, *args)
+    if backend == "jax":
+        return _saved_jax(fn, *args)
+    if backend == "torch":
+        return _saved_torch(fn, *args)
+    raise NotImplementedError(f"saved_for_backward does not support the {backend} backend.")
+
+
+def _record(name, shape, dtype):
+    shape = tuple(int(d) for d in shape)
+    dtype = keras.backend.standardize_dtype(dtype)
+    return SavedTensor(name, shape, dtype, int(np.prod(shape, dtype=np.int64))
+                       * np.dtype(dtype if dtype != "bfloat16" else "float16").itemsize)
+
+
+def _saved_jax(fn, *args):
+    import jax  # noqa: PLC0415
+    import jax.numpy as jnp  # noqa: PLC0415
+
+    arrays = [jnp.asarray(keras.ops.convert_to_numpy(a)) for a in args]
+    pointers = {a.unsafe_buffer_pointer(): i for i, a in enumerate(arrays)}
+    _, vjp = jax.vjp(fn, *arrays)
+    saved, seen = [], set()
+    for k, leaf in enumerate(jax.tree_util.tree_leaves(vjp)):
+        if not hasattr(leaf, "unsafe_buffer_pointer"):
+            continue
+        pointer = leaf.unsafe_buffer_pointer()
+        if pointer in seen:
+            continue
+        seen.add(pointer)
+        name = f"x{pointers[pointer]}" if pointer in pointers else f"residual{k}"
+        saved.append(_record(name, leaf.shape, leaf.dtype))
+    return sorted(saved, key=lambda s: (-(s.bytes or 0), s.name))
+
+
+def _saved_torch(fn, *args):
+    import torch  # noqa: PLC0415
+
+    leaves = [keras.ops.convert_to_tensor(a).detach().clone().requires_grad_(True)
+              for a in args]
+    pointers = {t.data_ptr(): i for i, t in enumerate(leaves)}
+    saved, seen = [], set()
+
+    def pack(t):
+        key = (t.data_ptr(), tuple(t.shape))
+        if key not in seen:
+            seen.add(key)
+            name = f"x{pointers[t.data_ptr()]}" if t.data_ptr() in pointers else \
+                f"residual{len(saved)}"
+            saved.append(_record(name, t.shape, str(t.dtype).replace("torch.", "")))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(*leaves)
+    return sorted(saved, key=lambda s: (-(s.bytes or 0), s.name))
+
+
 def _spec(value):
+    import tensorflow as tf  # noqa: PLC0415
+
     if isinstance(value, tf.Variable):
         return value
     value = tf.convert_to_tensor(value)
@@ -41,6 +123,8 @@ def _spec(value):
 
 
 def _nbytes(shape, dtype):
+    import tensorflow as tf  # noqa: PLC0415
+
     if shape.rank is None or any(d is None for d in shape.as_list()):
         return None
     count = 1
@@ -49,8 +133,8 @@ def _nbytes(shape, dtype):
     return count * tf.as_dtype(dtype).size
 
 
-def saved_for_backward(fn, *args):
-    """Forward tensors that the gradient of ``fn`` reads, largest first.
+def _saved_tensorflow(fn, *args):
+    """TensorFlow: forward tensors that the gradient of ``fn`` reads.
 
     ``fn(*args)`` is traced in a ``tf.function`` under a ``tf.GradientTape``
     watching every tensor argument (and every trainable variable ``fn`` reads,
@@ -72,12 +156,9 @@ def saved_for_backward(fn, *args):
         A list of :class:`SavedTensor` sorted by decreasing bytes. The argument
         tensors are named ``x0``, ``x1``, ... in argument order.
 
-    Example:
-        >>> from keras_acts import ops
-        >>> x = tf.zeros([4, 8, 8, 16])
-        >>> [s.name for s in saved_for_backward(ops.serf, x)]
-        ['x0']
     """
+    import tensorflow as tf  # noqa: PLC0415
+
     specs = [_spec(a) for a in args]
     tensor_specs = [s for s in specs if isinstance(s, tf.TensorSpec)]
 
@@ -142,7 +223,7 @@ def saved_bytes(saved):
     """Total bytes of a :func:`saved_for_backward` result (unknown sizes count 0).
 
     Example:
-        >>> saved_bytes(saved_for_backward(tf.nn.relu, tf.zeros([10])))
+        >>> saved_bytes(saved_for_backward(lambda t: t * t, K.zeros([10])))
         40
     """
     return sum(s.bytes or 0 for s in saved)

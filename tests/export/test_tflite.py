@@ -47,9 +47,11 @@ def _model(key, rank, seed=0):
         layer(rng.normal(0.7, 1.8, (256,) + shape).astype("float32"), training=True)
         if realign:
             layer.realign()
-            layer.points.assign(layer.points + rng.normal(0, 0.3, layer.points.shape))
-            layer.left_slope.assign(rng.uniform(-0.5, 0.5, layer.left_slope.shape))
-            layer.right_slope.assign(rng.uniform(0.5, 1.5, layer.right_slope.shape))
+            points = keras.ops.convert_to_numpy(layer.points)
+            layer.set_parameters(
+                points=points + rng.normal(0, 0.3, points.shape),
+                left_slope=rng.uniform(-0.5, 0.5, tuple(layer.left_slope.shape)),
+                right_slope=rng.uniform(0.5, 1.5, tuple(layer.right_slope.shape)))
         assert layer.in_phase1 == (not realign)
     if name == "meta_acon":
         for w in layer.weights:  # non-trivial inference-mode batch norm

@@ -1,19 +1,30 @@
-"""PWLU's learning method: phase I statistics, realignment, phase II, state."""
+"""PWLU's learning method on every backend: phase I statistics, realignment,
+phase II, state, hostile batches, distributed statistics."""
+
+import os
+import subprocess
+import sys
+import textwrap
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
+import kb
 import keras_acts
 import reference
 
 RNG = np.random.default_rng(0)
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _batches(n, shape=(16, 5, 3), loc=(0.5, -1.0, 2.0), scale=(1.0, 0.5, 3.0)):
     return [(RNG.normal(size=shape) * np.array(scale) + np.array(loc)).astype(np.float32)
             for _ in range(n)]
+
+
+def _params(layer):
+    return [kb.numpy(t).astype(np.float64) for t in layer.parameters().values()]
 
 
 @pytest.mark.parametrize("channelwise", [True, False])
@@ -24,46 +35,49 @@ def test_phase1_is_relu_and_tracks_running_statistics_then_realigns(channelwise)
     axes = (0, 1) if channelwise else None
     for step, x in enumerate(batches):
         assert layer.built is False or layer.in_phase1
-        y = layer(x, training=True).numpy()
+        y = kb.numpy(layer(x, training=True))
         bm, bs = x.mean(axis=axes), x.std(axis=axes)
         mean = bm if step == 0 else 0.9 * mean + 0.1 * bm
         std = bs if step == 0 else 0.9 * std + 0.1 * bs
         np.testing.assert_array_equal(y, np.maximum(x, 0))       # phase I: ReLU
-        assert int(layer.step.numpy()) == step + 1
+        assert int(kb.numpy(layer.step)) == step + 1
         if step < 2:
-            np.testing.assert_allclose(layer.running_mean.numpy(), mean, rtol=1e-5, atol=1e-6)
-            np.testing.assert_allclose(layer.running_std.numpy(), std, rtol=1e-5, atol=1e-6)
-            np.testing.assert_array_equal(layer(x).numpy(), np.maximum(x, 0))  # inference
-    assert not layer.in_phase1 and int(layer.phase.numpy()) == 1
+            np.testing.assert_allclose(kb.numpy(layer.running_mean), mean, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(kb.numpy(layer.running_std), std, rtol=1e-5, atol=1e-6)
+            np.testing.assert_array_equal(kb.numpy(layer(x)), np.maximum(x, 0))  # inference
+    assert not layer.in_phase1 and int(kb.numpy(layer.phase)) == 1
     left, right = mean - 3 * std, mean + 3 * std
-    np.testing.assert_allclose(layer.left_bound.numpy(), left, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(layer.right_bound.numpy(), right, rtol=1e-5, atol=1e-5)
-    np.testing.assert_array_equal(layer.left_slope.numpy(), 0.0)
-    np.testing.assert_array_equal(layer.right_slope.numpy(), 1.0)
+    np.testing.assert_allclose(kb.numpy(layer.left_bound), left, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(kb.numpy(layer.right_bound), right, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(kb.numpy(layer.left_slope), 0.0)
+    np.testing.assert_array_equal(kb.numpy(layer.right_slope), 1.0)
     grid = np.asarray(left)[..., None] + np.asarray(right - left)[..., None] * np.arange(9) / 8
-    np.testing.assert_allclose(layer.points.numpy(), np.maximum(grid, 0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(kb.numpy(layer.points), np.maximum(grid, 0), rtol=1e-5,
+                               atol=1e-5)
+    # Realignment writes the (non-trainable) anchors; the trainable offsets stay 0.
+    for w in layer.trainable_weights:
+        np.testing.assert_array_equal(kb.numpy(w), 0.0)
     # Phase II: statistics frozen, the function is the realigned PWLU.
     x = batches[0]
     layer(x, training=True)
-    assert int(layer.step.numpy()) == 3
-    params = [layer.left_bound, layer.right_bound, layer.points, layer.left_slope,
-              layer.right_slope]
-    expected = reference.pwlu(x, *(p.numpy().astype(np.float64) for p in params))
-    np.testing.assert_allclose(layer(x).numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert int(kb.numpy(layer.step)) == 3
+    expected = reference.pwlu(x, *_params(layer))
+    np.testing.assert_allclose(kb.numpy(layer(x)), expected, rtol=1e-5, atol=1e-5)
     # ... which is ReLU except inside the interval that holds 0.
     width = (np.asarray(right) - np.asarray(left)) / 8
     far = np.abs(x) > width
-    np.testing.assert_allclose(layer(x).numpy()[far], np.maximum(x, 0)[far], atol=1e-4)
+    np.testing.assert_allclose(kb.numpy(layer(x))[far], np.maximum(x, 0)[far], atol=1e-4)
 
 
 def test_phase1_parameters_get_zero_gradients_phase2_nonzero():
     layer = keras_acts.PWLU(num_intervals=4, phase1_steps=2)
-    x = tf.constant(_batches(1, (8, 3))[0])
+    x = _batches(1, (8, 3))[0]
+    layer.build(x.shape)
     for expect_zero in (True, True, False):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(layer(x, training=True) ** 2)
-        grads = tape.gradient(loss, layer.trainable_weights)
-        total = sum(float(tf.reduce_sum(tf.abs(g))) for g in grads)
+        _, grads = kb.layer_value_and_grads(layer, kb.tensor(x), training=True)
+        if kb.BACKEND == "jax":              # stateless above: make the state update
+            layer(x, training=True)
+        total = sum(float(np.abs(kb.numpy(g)).sum()) for g in grads[1:])
         assert (total == 0.0) == expect_zero
 
 
@@ -71,13 +85,13 @@ def test_phase1_steps_none_waits_for_realign_and_callback_ends_it_in_fit():
     layer = keras_acts.PWLU(num_intervals=4, phase1_steps=None)
     for x in _batches(5, (8, 3)):
         layer(x, training=True)
-    assert layer.in_phase1 and int(layer.step.numpy()) == 5
+    assert layer.in_phase1 and int(kb.numpy(layer.step)) == 5
     layer.realign()
     assert not layer.in_phase1
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
                               keras_acts.PWLU(phase1_steps=None), keras.layers.Dense(1)])
-    model.compile("sgd", "mse", jit_compile=True)
+    model.compile("sgd", "mse", jit_compile=kb.BACKEND != "torch")
     x, y = RNG.normal(size=(32, 3)).astype("f4"), RNG.normal(size=(32, 1)).astype("f4")
     pwlu = model.layers[1]
     seen = []
@@ -87,7 +101,7 @@ def test_phase1_steps_none_waits_for_realign_and_callback_ends_it_in_fit():
               callbacks=[keras_acts.PWLUPhaseCallback(phase1_epochs=2), record])
     # Recorded after the phase callback at each epoch end: phase I ends after epoch 2.
     assert seen == [True, False, False]
-    assert int(pwlu.step.numpy()) == 8
+    assert int(kb.numpy(pwlu.step)) == 8
     with pytest.raises(ValueError, match="phase1_epochs"):
         keras_acts.PWLUPhaseCallback(phase1_epochs=0)
 
@@ -96,7 +110,7 @@ def test_phase1_steps_zero_starts_trainable():
     layer = keras_acts.PWLU(phase1_steps=0)
     x = _batches(1, (8, 3))[0]
     layer(x, training=True)
-    assert not layer.in_phase1 and int(layer.step.numpy()) == 0
+    assert not layer.in_phase1 and int(kb.numpy(layer.step)) == 0
 
 
 @pytest.mark.parametrize("init", ["identity", "swish", "callable"])
@@ -107,61 +121,170 @@ def test_initial_shapes(init):
     layer(x, training=True)
     fns = {"identity": lambda g: g, "swish": lambda g: g / (1 + np.exp(-g)),
            "callable": lambda g: 0.5 * g}
-    left, right = layer.left_bound.numpy(), layer.right_bound.numpy()
+    left, right = kb.numpy(layer.left_bound), kb.numpy(layer.right_bound)
     grid = left[:, None] + (right - left)[:, None] * np.arange(17) / 16
-    np.testing.assert_allclose(layer.points.numpy(), fns[init](grid), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(kb.numpy(layer.points), fns[init](grid), rtol=1e-5, atol=1e-5)
     # The layer evaluates to init at the grid points (channels on the last axis).
-    np.testing.assert_allclose(layer(grid.T.astype("f4")).numpy(), fns[init](grid.T),
+    np.testing.assert_allclose(kb.numpy(layer(grid.T.astype("f4"))), fns[init](grid.T),
                                rtol=1e-4, atol=1e-4)
     slope = {"identity": (1.0, 1.0), "callable": (0.5, 0.5)}.get(init)
     if slope:
-        np.testing.assert_allclose(layer.left_slope.numpy(), slope[0], rtol=1e-6)
-        np.testing.assert_allclose(layer.right_slope.numpy(), slope[1], rtol=1e-6)
+        np.testing.assert_allclose(kb.numpy(layer.left_slope), slope[0], rtol=1e-4)
+        np.testing.assert_allclose(kb.numpy(layer.right_slope), slope[1], rtol=1e-4)
 
 
-def test_state_restored_by_keras_file_and_checkpoint(tmp_path):
+def test_state_restored_by_keras_file(tmp_path):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
                               keras_acts.PWLU(phase1_steps=5), keras.layers.Dense(1)])
     model.compile("adam", "mse")
     x, y = RNG.normal(size=(24, 3)).astype("f4"), RNG.normal(size=(24, 1)).astype("f4")
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)   # 3 steps: still phase I
     layer = model.layers[1]
-    assert layer.in_phase1 and int(layer.step.numpy()) == 3
-    ckpt = tf.train.Checkpoint(model=model)
-    path = ckpt.save(str(tmp_path / "ckpt"))
+    assert layer.in_phase1 and int(kb.numpy(layer.step)) == 3
     model.save(str(tmp_path / "m.keras"))
-    state = {w.name: keras.ops.convert_to_numpy(w).copy() for w in layer.weights}
-
-    model.fit(x, y, batch_size=8, epochs=1, verbose=0)   # 3 more: realigned at step 5
-    assert not layer.in_phase1
-    ckpt.restore(path).assert_existing_objects_matched()
-    for w in layer.weights:
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(w), state[w.name])
+    state = {w.path: kb.numpy(w).copy() for w in layer.weights}
     loaded = keras.saving.load_model(str(tmp_path / "m.keras"))
     lw = loaded.layers[1]
-    assert isinstance(lw, keras_acts.PWLU) and lw.in_phase1 and int(lw.step.numpy()) == 3
-    for w in lw.weights:
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(w), state[w.name])
+    assert isinstance(lw, keras_acts.PWLU) and lw.in_phase1 and int(kb.numpy(lw.step)) == 3
+    for w, (path, value) in zip(lw.weights, state.items()):
+        np.testing.assert_array_equal(kb.numpy(w), value, err_msg=path)
     loaded.fit(x, y, batch_size=8, epochs=1, verbose=0)
-    assert not lw.in_phase1 and int(lw.step.numpy()) == 5
+    assert not lw.in_phase1 and int(kb.numpy(lw.step)) == 5
 
 
+@kb.tensorflow_only
+def test_state_restored_by_checkpoint(tmp_path):
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
+                              keras_acts.PWLU(phase1_steps=5), keras.layers.Dense(1)])
+    model.compile("adam", "mse")
+    x, y = RNG.normal(size=(24, 3)).astype("f4"), RNG.normal(size=(24, 1)).astype("f4")
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    layer = model.layers[1]
+    ckpt = tf.train.Checkpoint(model=model)
+    path = ckpt.save(str(tmp_path / "ckpt"))
+    state = [kb.numpy(w).copy() for w in layer.weights]
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)   # realigned at step 5
+    assert not layer.in_phase1
+    ckpt.restore(path).assert_existing_objects_matched()
+    for w, value in zip(layer.weights, state):
+        np.testing.assert_array_equal(kb.numpy(w), value)
+
+
+def test_reads_legacy_weight_files():
+    # keras-acts 0.1 stored the five parameters themselves (trainable) then phase,
+    # step, running mean and std: they become the anchors, the offsets 0.
+    layer = keras_acts.PWLU(num_intervals=4)
+    layer.build((None, 3))
+    legacy = [np.full(3, -2.0), np.full(3, 2.5), RNG.normal(size=(3, 5)), np.full(3, 0.2),
+              np.full(3, 0.9), np.array(1), np.array(7), np.full(3, 0.3), np.full(3, 1.5)]
+    layer.load_own_variables({str(i): v for i, v in enumerate(legacy)})
+    for value, param in zip(legacy[:5], layer.parameters().values()):
+        np.testing.assert_allclose(kb.numpy(param), value, rtol=1e-6)
+    assert not layer.in_phase1 and int(kb.numpy(layer.step)) == 7
+    np.testing.assert_allclose(kb.numpy(layer.running_std), 1.5)
+
+
+# --------------------------------------------------------- hostile batches (11.3)
+def _phase1_layer(**kwargs):
+    layer = keras_acts.PWLU(num_intervals=8, phase1_steps=4, **kwargs)
+    for x in _batches(2, (32, 3)):
+        layer(x, training=True)
+    return layer
+
+
+def _state(layer):
+    return [kb.numpy(w).copy() for w in (layer.running_mean, layer.running_std, layer.step)]
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_empty_batch_leaves_the_statistics_unchanged(compiled):
+    # Issue 11.3: one empty batch made running_std NaN, and after realignment every
+    # output was NaN.
+    layer = _phase1_layer()
+    before = _state(layer)
+    empty = np.zeros((0, 3), np.float32)
+    if compiled and kb.BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        fn = tf.function(lambda t: layer(t, training=True), jit_compile=True,
+                         input_signature=[tf.TensorSpec([None, 3])])   # dynamic batch
+        fn(tf.constant(empty))
+    else:
+        layer(empty, training=True)
+    for a, b in zip(before, _state(layer)):
+        np.testing.assert_array_equal(a, b)
+    for x in _batches(2, (32, 3)):
+        layer(x, training=True)
+    assert not layer.in_phase1
+    assert np.isfinite(kb.numpy(layer(_batches(1, (8, 3))[0]))).all()
+
+
+@pytest.mark.parametrize("value", [1e20, 1e30, 3e38, np.inf, -np.inf, np.nan])
+def test_non_finite_or_overflowing_batch_does_not_enter_the_statistics(value):
+    # Issue 11.3: one element of 1e20 made that channel's running_std inf (its
+    # square overflows float32) and the channel NaN from then on. Huge finite
+    # batches now enter with exact, scaled moments; non-finite ones are skipped.
+    layer = _phase1_layer()
+    before = _state(layer)
+    x = _batches(1, (32, 3))[0]
+    x[5, 1] = value
+    layer(x, training=True)
+    after = _state(layer)
+    if np.isfinite(value):
+        assert int(after[2]) == int(before[2]) + 1
+        std = np.asarray(x, np.float64).std(0)
+        np.testing.assert_allclose(after[1], 0.9 * before[1] + 0.1 * std, rtol=1e-5)
+    else:
+        for a, b in zip(before, after):
+            np.testing.assert_array_equal(a, b)
+    assert np.isfinite(after[0]).all() and np.isfinite(after[1]).all()
+    for x in _batches(2, (32, 3)):
+        layer(x, training=True)
+    assert not layer.in_phase1
+    params = _params(layer)
+    assert all(np.isfinite(p).all() for p in params)
+    assert (params[1] > params[0]).all()
+    y = kb.numpy(layer(_batches(1, (64, 3))[0]))
+    assert np.isfinite(y).all()
+
+
+def test_constant_channel_gets_a_minimum_width():
+    layer = keras_acts.PWLU(num_intervals=4, phase1_steps=1)
+    x = np.full((16, 2), 5.0, np.float32)
+    x[:, 1] = RNG.normal(size=16)
+    layer(x, training=True)
+    left, right = kb.numpy(layer.left_bound), kb.numpy(layer.right_bound)
+    np.testing.assert_allclose(right[0] - left[0], 6 * 1e-3 * 5.0, rtol=1e-4)
+    assert np.isfinite(kb.numpy(layer(x))).all()
+
+
+# ------------------------------------------------------------- distributed
+def _run(code, env=None, timeout=300):
+    full_env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                    TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                         text=True, timeout=timeout, env=full_env)
+    assert out.returncode == 0 and "OK" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:]
+
+
+@kb.tensorflow_only
 def test_mirrored_strategy_synchronises_statistics():
-    # Two logical CPUs need configuring before TF starts: run in a subprocess.
-    import subprocess
-    import sys
-    import textwrap
-
-    code = textwrap.dedent("""
+    # Two logical CPUs need configuring before TF starts: run in a subprocess. The
+    # statistics are those of the global batch (one replica gets a 1e20 and a
+    # batch of its own with an empty second half: still the global moments).
+    _run("""
         import numpy as np, tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         import keras, keras_acts
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         with strategy.scope():
-            layer = keras_acts.PWLU(num_intervals=4, phase1_steps=1)
+            layer = keras_acts.PWLU(num_intervals=4, phase1_steps=2)
             layer.build((None, 2))
         x = np.stack([np.arange(8.0), -3.0 * np.arange(8.0)], 1).astype("f4")
+        x[1, 0] = 1e20
         ds = strategy.experimental_distribute_dataset(
             tf.data.Dataset.from_tensor_slices(x).batch(8))
         @tf.function
@@ -169,13 +292,51 @@ def test_mirrored_strategy_synchronises_statistics():
             return strategy.run(lambda b: layer(b, training=True), args=(batch,))
         for batch in ds:
             step(batch)
-        for var in (layer.running_mean, layer.running_std, layer.left_bound, layer.phase):
+        for var in (layer.running_mean, layer.running_std, layer.step):
             values = [v.numpy() for v in var.value.values]
             assert len(values) == 2 and np.array_equal(values[0], values[1]), values
-        np.testing.assert_allclose(layer.running_mean.numpy(), x.mean(0), rtol=1e-5)
-        np.testing.assert_allclose(layer.running_std.numpy(), x.std(0), rtol=1e-5)
+        x64 = x.astype(np.float64)
+        np.testing.assert_allclose(layer.running_mean.numpy(), x64.mean(0), rtol=1e-5)
+        np.testing.assert_allclose(layer.running_std.numpy(), x64.std(0), rtol=1e-5)
+        assert int(layer.step.numpy()) == 1
+        bad = x.copy(); bad[3, 1] = np.nan
+        for batch in strategy.experimental_distribute_dataset(
+                tf.data.Dataset.from_tensor_slices(bad).batch(8)):
+            step(batch)
+        assert int(layer.step.numpy()) == 1          # skipped on every replica
+        np.testing.assert_allclose(layer.running_std.numpy(), x64.std(0), rtol=1e-5)
+        for batch in ds:
+            step(batch)
+        anchors = [v.numpy() for v in layer.left_bound_anchor.value.values]
+        assert np.array_equal(anchors[0], anchors[1]) and int(layer.phase.numpy()) == 1
         print("OK")
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=240)
-    assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
+
+
+@pytest.mark.skipif(kb.BACKEND != "jax", reason="JAX data parallelism")
+def test_jax_data_parallel_statistics_are_those_of_the_global_batch():
+    # keras.distribution.DataParallel over 2 CPU devices: each device sees half the
+    # batch, the statistics (and the realigned parameters) are the global ones,
+    # identical on every device.
+    _run("""
+        import numpy as np, keras, jax
+        import keras_acts
+        devices = jax.devices("cpu")
+        assert len(devices) == 2, devices
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        model = keras.Sequential([keras.Input((2,)), keras_acts.PWLU(num_intervals=4,
+                                                                    phase1_steps=2)])
+        model.compile("sgd", "mse")
+        x = np.stack([np.arange(16.0), -3.0 * np.arange(16.0) ** 2], 1).astype("f4")
+        model.fit(x, x, batch_size=16, epochs=1, shuffle=False, verbose=0)
+        layer = model.layers[0]
+        np.testing.assert_allclose(np.asarray(layer.running_mean.value), x.mean(0), rtol=1e-5)
+        np.testing.assert_allclose(np.asarray(layer.running_std.value), x.std(0), rtol=1e-5)
+        model.fit(x, x, batch_size=16, epochs=1, shuffle=False, verbose=0)
+        assert int(np.asarray(layer.phase.value)) == 1
+        for var in (layer.running_mean, layer.left_bound_anchor, layer.points_anchor):
+            shards = [np.asarray(s.data) for s in var.value.addressable_shards]
+            assert len(shards) == 2 and all(np.array_equal(shards[0], s) for s in shards)
+        print("OK")
+    """, env={"KERAS_BACKEND": "jax",
+              "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})

@@ -1,108 +1,120 @@
+"""ACON-C op on every backend: float64 reference, gradients, dtypes, limits."""
+
 import numpy as np
 import pytest
-import tensorflow as tf
 
+import kb
 import reference
-from benchmarks.reference import plain_acon_c
 from keras_acts import ops
 
 RNG = np.random.default_rng(0)
+
+
+@pytest.fixture(params=kb.gradient_paths())
+def path(request):
+    with kb.gradient_path(request.param):
+        yield request.param
 
 
 def _params(shape):
     return [RNG.normal(size=shape) for _ in range(2)] + [RNG.uniform(0.2, 2.0, size=shape)]
 
 
+@kb.float64_only
 @pytest.mark.parametrize("pshape", [(1, 1, 1, 5), (3, 1, 1, 5), (1, 4, 4, 5), ()])
-def test_forward_matches_reference(pshape):
+def test_forward_matches_reference(pshape, path):
     x = RNG.normal(0, 3, (3, 4, 4, 5))
     p1, p2, beta = _params(pshape)
-    np.testing.assert_allclose(ops.acon_c(tf.constant(x), p1, p2, beta).numpy(),
-                               reference.acon_c(x, p1, p2, beta), rtol=1e-12, atol=1e-13)
-    y32 = ops.acon_c(tf.constant(x, tf.float32), *(np.float32(p) for p in (p1, p2, beta)))
-    np.testing.assert_allclose(y32.numpy(), reference.acon_c(x, p1, p2, beta), rtol=1e-5,
+    y = ops.acon_c(kb.tensor(x), *(kb.tensor(p) for p in (p1, p2, beta)))
+    np.testing.assert_allclose(kb.numpy(y), reference.acon_c(x, p1, p2, beta), rtol=1e-12,
+                               atol=1e-13)
+    y32 = ops.acon_c(kb.tensor(x, "float32"), *(kb.tensor(p, "float32") for p in (p1, p2, beta)))
+    np.testing.assert_allclose(kb.numpy(y32), reference.acon_c(x, p1, p2, beta), rtol=1e-5,
                                atol=1e-5)
 
 
+@kb.float64_only
 @pytest.mark.parametrize("pshape", [(1, 1, 3), (2, 1, 3)])
-def test_gradients_numerical_and_autodiff(pshape):
+def test_gradients_numerical_and_autodiff(pshape, path):
     x = RNG.normal(0, 2, (2, 4, 3))
     w = RNG.normal(size=x.shape)
     params = _params(pshape)
-    args = [tf.constant(a) for a in [x] + params]
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch(args)
-        loss = tf.reduce_sum(ops.acon_c(*args) * w)
-        loss_plain = tf.reduce_sum(plain_acon_c(*args) * w)
-    grads = tape.gradient(loss, args)
-    plain = tape.gradient(loss_plain, args)
-    values = [x] + params
-    reference.assert_gradients_match_numerical(grads, values, reference.acon_c, w, rtol=1e-6,
-                                               atol=1e-7)
+    args = [kb.tensor(a) for a in [x] + params]
+    _, grads = kb.value_and_grads(ops.acon_c, args, w)
+    _, plain = kb.value_and_grads(kb.plain("acon_c"), args, w)
+    reference.assert_gradients_match_numerical([kb.numpy(g) for g in grads], [x] + params,
+                                               reference.acon_c, w, rtol=1e-6, atol=1e-7)
     for i, (g, gp) in enumerate(zip(grads, plain)):
-        assert g.shape == args[i].shape
-        np.testing.assert_allclose(g.numpy(), gp.numpy(), rtol=1e-11, atol=1e-12)
+        assert tuple(g.shape) == tuple(args[i].shape)
+        np.testing.assert_allclose(kb.numpy(g), kb.numpy(gp), rtol=1e-11, atol=1e-12)
+
+
+def test_float32_gradients_match_reference(path):
+    x = RNG.normal(0, 2, (2, 4, 3))
+    w = RNG.normal(size=x.shape)
+    params = _params((1, 1, 3))
+    _, grads = kb.value_and_grads(ops.acon_c, [kb.tensor(a, "float32") for a in [x] + params],
+                                  w)
+    reference.assert_gradients_match_numerical([kb.numpy(g) for g in grads], [x] + params,
+                                               reference.acon_c, w, rtol=2e-4, atol=2e-5)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_half_precision_computes_in_float32(dtype):
-    x = tf.constant(np.linspace(-60000, 60000, 1001), dtype)
-    p = tf.constant([1.0], tf.float32)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = ops.acon_c(x, p, 0.25 * p, p)
-    g = tape.gradient(y, x)
-    assert y.dtype == x.dtype and g.dtype == x.dtype
-    assert np.all(np.isfinite(tf.cast(g, tf.float32).numpy()))
-    np.testing.assert_allclose(tf.cast(y, tf.float64).numpy(),
-                               reference.acon_c(tf.cast(x, tf.float64).numpy(), 1.0, 0.25, 1.0),
+def test_half_precision_computes_in_float32(dtype, path):
+    x = kb.tensor(np.linspace(-60000, 60000, 1001), dtype)
+    p = kb.tensor([1.0], "float32")
+    y, (g, *_) = kb.value_and_grads(lambda t: ops.acon_c(t, p, 0.25 * p, p), [x])
+    assert kb.dtype_of(y) == dtype and kb.dtype_of(g) == dtype
+    assert np.all(np.isfinite(kb.numpy(g)))
+    np.testing.assert_allclose(kb.numpy(y),
+                               reference.acon_c(kb.numpy(x).astype(np.float64), 1.0, 0.25, 1.0),
                                rtol=1e-2)
 
 
-def test_nan_and_inf():
-    x = tf.constant([np.nan, np.inf, -np.inf, 0.0])
-    y = ops.acon_c(x, 1.0, 0.25, 1.0).numpy()
-    assert np.isnan(y[0]) and y[1] == np.inf and y[2] == -np.inf and y[3] == 0.0
+def _limits(x32, x64, p1, p2, beta, compiled=False):
+    # (float32 output and gradients, float64 ones) of ACON-C on x32 and x64.
+    out = []
+    for x, dtype in ((x32, "float32"), (x64, kb.FLOAT64)):
+        args = [kb.tensor(x, dtype)] + [kb.tensor(np.reshape(p, (1, -1)), dtype)
+                                        for p in (p1, p2, beta)]
+        fn = kb.jit(ops.acon_c) if compiled and dtype == "float32" else ops.acon_c
+        y, grads = kb.value_and_grads(fn, args)
+        out.append([kb.numpy(y)] + [kb.numpy(g) for g in grads])
+    return out
 
 
-@pytest.mark.parametrize("per_sample", [False, True])
-@pytest.mark.parametrize("p1,p2,beta", [(1.3, 0.2, 0.7), (0.8, 0.8, 1.0), (0.5, -0.2, 0.0),
-                                         (2.0, -1.0, 1e-14), (-0.3, 0.8, 3.0)])
-def test_export_form_matches_reference(p1, p2, beta, per_sample):
-    # The builtin export form, including the degenerate k = beta (p1 - p2) = 0 cases
-    # (the folded form divides by k) and Meta-ACON's per-sample beta.
-    from keras_acts.ops.builtin.acon import acon_c_builtin
-
-    rng = np.random.default_rng(3)
-    x = rng.normal(0, 3, (6, 5, 4))
-    c = 4
-    p1v = np.full((1, 1, c), p1) + rng.normal(0, 0.1, (1, 1, c)) * (p1 != p2)
-    p2v = np.full((1, 1, c), p2)
-    betav = np.full((6, 1, c) if per_sample else (1, 1, c), beta)
-    if per_sample and beta:
-        betav = betav * rng.uniform(0.5, 1.5, betav.shape)
-    ref = reference.acon_c(x, p1v, p2v, betav)
-    args = [tf.constant(t, tf.float32) for t in (x, p1v, p2v, betav)]
-    if per_sample:  # Meta-ACON's beta has an unknown batch dimension in the export trace
-        fn = tf.function(acon_c_builtin, input_signature=[
-            tf.TensorSpec([None, 5, c]), tf.TensorSpec([1, 1, c]), tf.TensorSpec([1, 1, c]),
-            tf.TensorSpec([None, 1, c])])
-        y = fn(*args).numpy()
-    else:
-        y = acon_c_builtin(*args).numpy()
-    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+@pytest.mark.parametrize("compiled", [False, True])
+def test_inf_gives_the_float64_values_at_1e300(compiled, path):
+    # Issue 11.5: p1 = [1, -0.5], p2 = [-0.5, 1], beta = 1 on [[inf, -inf]] gave
+    # [[nan, nan]]; the limits are [inf, inf]. Output and input gradient at +-inf
+    # equal the float64 values at +-1e300 (cast to float32).
+    p1, p2, beta = [1.0, -0.5, 0.7, 2.0], [-0.5, 1.0, 0.7, 0.0], [1.0, 1.0, 2.0, 0.0]
+    x32 = np.array([[np.inf, -np.inf, np.inf, -np.inf], [-np.inf, np.inf, -np.inf, np.inf],
+                    [np.nan, 1.0, -2.0, 3.0]], np.float32)
+    x64 = np.where(np.isinf(x32), np.sign(x32) * 1e300, x32)
+    (y, gx, *_), (y64, gx64, *_) = _limits(x32, x64, p1, p2, beta, compiled)
+    np.testing.assert_array_equal(y[0, :2], [np.inf, np.inf])
+    np.testing.assert_array_equal(y[:2], kb.as_float32_limit(y64[:2]))
+    np.testing.assert_array_equal(gx[:2], kb.as_float32_limit(gx64[:2]))
+    assert np.isnan(y[2, 0]) and np.isfinite(y[2, 1:]).all()
 
 
-def test_int8_exports_keep_the_plain_form():
-    # The folded form divides by k = beta (p1 - p2): fine in float, 9.7 points lost under
-    # full-integer int8. Only float exports may trace it.
-    x = tf.random.normal([2, 3, 4])
-    p = [tf.constant(v, tf.float32, [1, 1, 4]) for v in (1.2, 0.1, 0.8)]
+@pytest.mark.parametrize("compiled", [False, True])
+def test_huge_finite_inputs_never_give_nan(compiled, path):
+    # Issue 11.6: x = -3e38 gave a NaN beta gradient. Every output and gradient
+    # is finite or, where the float64 value is beyond float32's range, +-inf of
+    # the right sign.
+    big = float(np.finfo(np.float32).max)
+    x = np.array([[-3e38, 3e38, big, -big], [1e30, -1e30, 2.0, -1.0],
+                  [-3e38, -3e38, 3e38, 3e38]], np.float32)
+    p1, p2, beta = [1.2, -0.5, 1.0, 3.0], [-0.5, 1.0, 0.9, -2.0], [1.0, 0.3, 2.0, 1e-3]
+    got, want = _limits(x, x.astype(np.float64), p1, p2, beta, compiled)
+    for name, a, b in zip(("y", "x", "p1", "p2", "beta"), got, want):
+        assert not np.isnan(a).any(), name
+        b32 = kb.as_float32_limit(b)
+        np.testing.assert_allclose(a, b32, rtol=1e-5, err_msg=name)
 
-    def graph_ops(quantization):
-        with ops.export_mode(quantization=quantization):
-            graph = tf.function(lambda x: ops.acon_c(x, *p)).get_concrete_function(x).graph
-        return [op.type for op in graph.get_operations()]
 
-    assert "RealDiv" in graph_ops(None) and "RealDiv" in graph_ops("float16")
-    assert "RealDiv" not in graph_ops("int8")
+def test_rejects_integer_input():
+    with pytest.raises(ValueError, match="floating"):
+        ops.acon_c(kb.tensor([1, 2], "int32"), 1.0, 0.0, 1.0)

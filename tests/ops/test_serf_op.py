@@ -1,98 +1,110 @@
+"""Serf op on every backend: float64 reference, gradients, dtypes, limits."""
+
 import numpy as np
 import pytest
-import tensorflow as tf
+from keras import ops as K
 
+import kb
 import reference
-from benchmarks.reference import plain_serf
 from keras_acts import ops
-from keras_acts.ops import builtin
-from keras_acts.ops.builtin.serf import ERF_BUILTIN_MAX_ABS_ERROR
 from keras_acts.ops.serf import stable_softplus
 
-
-def _grad(fn, x):
-    x = tf.convert_to_tensor(x)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = fn(x)
-    return y, tape.gradient(y, x)
+TINY = float(np.finfo(np.float32).tiny)
 
 
-def test_forward_matches_float64_reference():
+@pytest.fixture(params=kb.gradient_paths())
+def path(request):
+    with kb.gradient_path(request.param):
+        yield request.param
+
+
+@kb.float64_only
+def test_forward_matches_float64_reference(path):
     x = np.concatenate([np.linspace(-30, 30, 2001), np.random.default_rng(0).normal(0, 5, 500)])
-    np.testing.assert_allclose(ops.serf(tf.constant(x)).numpy(), reference.serf(x),
+    np.testing.assert_allclose(kb.numpy(ops.serf(kb.tensor(x))), reference.serf(x),
                                rtol=1e-12, atol=1e-14)
-    y32 = ops.serf(tf.constant(x, tf.float32)).numpy()
+    y32 = kb.numpy(ops.serf(kb.tensor(x, "float32")))
     np.testing.assert_allclose(y32, reference.serf(x.astype(np.float32)), rtol=2e-6, atol=2e-7)
 
 
-def test_gradient_matches_numerical_and_autodiff():
+@kb.float64_only
+def test_gradient_matches_numerical_and_autodiff(path):
     x = np.random.default_rng(1).normal(0, 3, 64)
     w = np.random.default_rng(2).normal(size=64)
-    _, g = _grad(lambda t: tf.reduce_sum(ops.serf(t) * w), x)
+    _, (g,) = kb.value_and_grads(ops.serf, [kb.tensor(x)], w)
     num = reference.numeric_grad(lambda v: np.sum(reference.serf(v) * w), x)
-    np.testing.assert_allclose(g.numpy(), num, rtol=1e-6, atol=1e-8)
-    _, g_plain = _grad(lambda t: tf.reduce_sum(plain_serf(t) * w), x)
-    np.testing.assert_allclose(g.numpy(), g_plain.numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(kb.numpy(g), num, rtol=1e-6, atol=1e-8)
+    _, (g_plain,) = kb.value_and_grads(kb.plain("serf"), [kb.tensor(x)], w)
+    np.testing.assert_allclose(kb.numpy(g), kb.numpy(g_plain), rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
-def test_finite_output_and_gradient_for_every_finite_input(dtype):
-    info = tf.as_dtype(dtype)
-    big = float(info.max)
+@pytest.mark.parametrize("dtype", kb.DTYPES)
+def test_finite_output_and_gradient_for_every_finite_input(dtype, path):
+    big = float(np.finfo(np.float64 if dtype == "float64" else np.float32).max)
+    big = {"float16": 65504.0, "bfloat16": 3.3895e38}.get(dtype, big)
     x = np.concatenate([np.linspace(-1.0, 1.0, 4001) * big, np.linspace(-120, 120, 4001),
                         [-big, big, 0.0, 11.0, 12.0, 89.0, 100.0, -100.0]])
-    xt = tf.cast(tf.constant(x), dtype)
-    y, g = _grad(ops.serf, xt)
-    assert y.dtype == info and g.dtype == info
-    assert np.all(np.isfinite(tf.cast(y, tf.float64).numpy()))
-    assert np.all(np.isfinite(tf.cast(g, tf.float64).numpy()))
-    # Large inputs: f(x) = x and f'(x) = 1.
-    y_big, g_big = (tf.cast(t, tf.float64).numpy()[-4:-1] for t in _grad(ops.serf, xt[-5:]))
-    np.testing.assert_allclose(g_big[-2:], 1.0, rtol=1e-2)
+    xt = kb.tensor(x, dtype)
+    y, (g,) = kb.value_and_grads(ops.serf, [xt])
+    assert kb.dtype_of(y) == dtype and kb.dtype_of(g) == dtype
+    assert np.all(np.isfinite(kb.numpy(y))) and np.all(np.isfinite(kb.numpy(g)))
+    # f'(x) = 1 for large x: at the largest value, 89 and 100 (x = [..., -big, big, 0,
+    # 11, 12, 89, 100, -100]).
+    np.testing.assert_allclose(kb.numpy(g)[[-7, -3, -2]], 1.0, rtol=1e-2)
 
 
 def test_naive_softplus_is_what_the_stable_one_avoids():
     # The check above can fail: the naive formula really overflows.
-    x = tf.constant([100.0], tf.float32)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = x * tf.math.erf(tf.math.log(1.0 + tf.exp(x)))
-    assert not np.all(np.isfinite(tape.gradient(y, x).numpy()))
-    assert np.isinf(tf.math.log(1.0 + tf.exp(tf.constant(12.0, tf.float16))).numpy())
-    np.testing.assert_allclose(stable_softplus(tf.constant(100.0)).numpy(), 100.0)
+    x = kb.tensor([100.0], "float32")
+    _, (g,) = kb.value_and_grads(lambda t: t * K.erf(K.log(1.0 + K.exp(t))), [x])
+    assert not np.all(np.isfinite(kb.numpy(g)))
+    assert np.isinf(kb.numpy(K.log(1.0 + K.exp(kb.tensor(12.0, "float16")))))
+    np.testing.assert_allclose(kb.numpy(stable_softplus(kb.tensor(100.0, "float32"))), 100.0)
 
 
-def test_nan_and_inf():
-    x = tf.constant([np.nan, np.inf, -np.inf, 1.0])
-    y, g = _grad(ops.serf, x)
-    y, g = y.numpy(), g.numpy()
-    assert np.isnan(y[0]) and y[1] == np.inf and y[2] == 0.0
-    assert np.isnan(g[0]) and g[2] == 0.0 and np.isfinite(g[3])
-    np.testing.assert_allclose(y, reference.serf([np.nan, np.inf, -np.inf, 1.0]), equal_nan=True)
+@pytest.mark.parametrize("compiled", [False, True])
+def test_nan_and_inf_give_the_limits_of_the_float64_function(compiled, path):
+    # Issue 11.5: outputs and input gradients at +-inf equal the float64 values at
+    # +-1e300 (f(+inf) = inf with f' = 1, f(-inf) = 0 with f' = 0); NaN gives NaN.
+    fn = kb.jit(ops.serf) if compiled else ops.serf
+    y, (g,) = kb.value_and_grads(fn, [kb.tensor([np.nan, np.inf, -np.inf, 1.0], "float32")])
+    y, g = kb.numpy(y), kb.numpy(g)
+    y64, (g64,) = kb.value_and_grads(ops.serf, [kb.tensor([1e300, -1e300], kb.FLOAT64)])
+    assert np.isnan(y[0]) and np.isnan(g[0])
+    np.testing.assert_array_equal(y[1:3], kb.as_float32_limit(kb.numpy(y64)))
+    np.testing.assert_array_equal(g[1:3], kb.as_float32_limit(kb.numpy(g64)))
+    np.testing.assert_array_equal(y[1:3], [np.inf, 0.0])
+    np.testing.assert_array_equal(g[1:3], [1.0, 0.0])
 
 
-def test_erf_builtin_error_bound_over_float32():
-    z = tf.constant(np.concatenate([np.linspace(-10, 10, 2_000_001), [0.0, 1e-30, -1e-30]]),
-                    tf.float32)
-    err = np.max(np.abs(builtin.erf_builtin(z).numpy().astype(np.float64)
-                        - reference._erf(z.numpy().astype(np.float64))))
-    assert err <= ERF_BUILTIN_MAX_ABS_ERROR
+@pytest.mark.parametrize("compiled", [False, True])
+def test_serf_is_exactly_x_where_erf_rounds_to_one(compiled, path):
+    # Issue 11.7: under XLA float32 erf(10) = 0.9999998, so Serf(x) was 0.9999998 x.
+    x = np.concatenate([np.linspace(3.93, 50.0, 2000), np.geomspace(50.0, 3e38, 200)])
+    for dtype, start in (("float32", 3.92), ("float64", 5.93))[:len(kb.DTYPES) - 2]:
+        xs = x[x > start].astype(dtype)
+        fn = kb.jit(ops.serf) if compiled else ops.serf
+        y = kb.numpy(fn(kb.tensor(xs, dtype)))
+        np.testing.assert_array_equal(y, xs)
 
 
-def test_export_mode_uses_builtin_erf_and_matches():
-    x = tf.constant(np.linspace(-20, 20, 4001), tf.float32)
-
-    @tf.function
-    def traced(t):
-        with ops.export_mode():
-            return ops.serf(t)
-
-    graph = traced.get_concrete_function(x).graph
-    assert not [op for op in graph.get_operations() if op.type == "Erf"]
-    np.testing.assert_allclose(traced(x).numpy(), reference.serf(x.numpy()), atol=2e-6)
+@pytest.mark.parametrize("compiled", [False, True])
+def test_tiny_normal_results_of_the_far_left_are_kept(compiled, path):
+    # Issue 11.7: for x in [-91.9, -87.33] float32 Serf returned -0 (a flushed
+    # subnormal exp(x)); the true values there are normal numbers.
+    x = np.linspace(-91.9, -20.0, 5001).astype(np.float32)
+    fn = kb.jit(ops.serf) if compiled else ops.serf
+    y, (g,) = kb.value_and_grads(fn, [kb.tensor(x)])
+    ref = reference.serf(x.astype(np.float64))
+    normal = np.abs(ref) >= TINY
+    assert normal[0] and normal.all()
+    np.testing.assert_allclose(kb.numpy(y), ref, rtol=2e-6)
+    gn = kb.numpy(g)
+    assert np.all(gn < 0) and np.all(np.isfinite(gn))
+    exact = (2 / np.sqrt(np.pi)) * (1 + x.astype(np.float64)) * np.exp(x.astype(np.float64))
+    np.testing.assert_allclose(gn, exact, rtol=2e-6)
 
 
 def test_rejects_integer_input():
     with pytest.raises(ValueError, match="floating"):
-        ops.serf(tf.constant([1, 2]))
+        ops.serf(kb.tensor([1, 2], "int32"))
