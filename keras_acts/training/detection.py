@@ -110,8 +110,8 @@ class DetectionData(data_lib.SplitBatches):
             >>> for images, targets, weights in data.eval_dataset(16): ...
         """
         return data_lib.eval_pipeline(self._records(self._splits[1]),
-                                      lambda record: self._prepare(*record), self.num_eval,
-                                      global_batch_size, input_context)
+                                      lambda record: (*self._prepare(*record), 1.0),
+                                      self.num_eval, global_batch_size, input_context)
 
 
 # ---------------------------------------------------------------- models
