@@ -17,6 +17,9 @@ import argparse
 import os
 import sys
 
+from keras_acts._extras import MissingExtraError
+from keras_acts._extras import require
+
 
 class CliError(Exception):
     """Bad command-line input: :func:`main` prints ``error: <message>`` (one
@@ -127,6 +130,10 @@ def _load_inputs(source, model, count):
 
 
 def _export(args):
+    require("tensorflow", extra="export", feature="keras-acts export")
+    if args.parity_samples > 0:
+        require("ai_edge_litert", extra="export", feature="keras-acts export's parity report "
+                "(--parity-samples 0 skips it)")
     from keras_acts.export import format_parity
     from keras_acts.export import parity_report
     from keras_acts.export import representative_from_array
@@ -163,7 +170,9 @@ def main(argv=None):
     """Parse ``argv`` (default ``sys.argv[1:]``) and run the subcommand; returns
     the exit code: 0 on success, 2 with one ``error:`` line on stderr for bad
     input (a missing or unloadable model, a missing, unreadable or wrongly
-    shaped calibration array, a model that cannot be exported, a bad flag).
+    shaped calibration array, a model that cannot be exported, a bad flag), 1
+    with one ``error:`` line naming the ``pip install`` when an optional
+    dependency is missing.
 
     Example:
         >>> main(["export", "model.keras", "model.tflite", "--quantize", "float16"])
@@ -190,11 +199,16 @@ def main(argv=None):
     exp.add_argument("--threads", type=_count(1), default=None,
                      help="LiteRT threads for parity")
     args = parser.parse_args(argv)
-    from keras_acts.export import ExportError
-
     try:
         return _export(args)
-    except (CliError, ExportError) as error:
+    except MissingExtraError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:
+        from keras_acts.export import ExportError
+
+        if not isinstance(error, (CliError, ExportError)):
+            raise
         print(f"error: {error}", file=sys.stderr)
         return 2
 

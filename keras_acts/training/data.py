@@ -28,6 +28,8 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from keras_acts._extras import require
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
@@ -511,7 +513,7 @@ def tfds_builder(name, data_dir=None, manual_dir=None, download=False):
     Example:
         >>> builder = tfds_builder("imagenet2012", data_dir="/data/tfds")
     """
-    import tensorflow_datasets as tfds
+    tfds = require("tensorflow_datasets", feature="TFDS input")
 
     if data_dir is not None and not os.path.isdir(data_dir):
         raise DataDirError(f"TFDS data directory {data_dir!r} does not exist. Expected "
@@ -556,7 +558,7 @@ def tfds_data(name, data_dir=None, image_size=224, seed=0, train_split="train",
     Example:
         >>> data = tfds_data("imagenet2012", data_dir="/data/tfds", image_size=224)
     """
-    import tensorflow_datasets as tfds
+    tfds = require("tensorflow_datasets", feature="TFDS input")
 
     builder = tfds_builder(name, data_dir, manual_dir, download)
     check_splits(builder, name, data_dir, (train_split, eval_split))

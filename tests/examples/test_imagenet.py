@@ -240,8 +240,8 @@ def test_resnet18_keras_hub_pwlu(image_folder, tmp_path):
 @pytest.mark.parametrize("backbone,source,activation", [
     ("resnet18", "keras_hub", "acon_c"), ("resnet18", "keras_hub", "meta_acon"),
     ("resnet18", "keras_hub", "serf"), ("resnet18", "keras_cv", "pwlu"),
-    ("mobilenet_v3_small", "keras_cv", "pwlu"), ("mobilenet_v3_small", "keras_cv", "acon_c"),
-    ("mobilenet_v3_small", "keras_cv", "meta_acon"), ("mobilenet_v3_small", "keras_cv", "serf"),
+    ("mobilenet_v3_small", "keras", "pwlu"), ("mobilenet_v3_small", "keras", "acon_c"),
+    ("mobilenet_v3_small", "keras", "meta_acon"), ("mobilenet_v3_small", "keras", "serf"),
 ])
 def test_real_backbones(image_folder, tmp_path, backbone, source, activation):
     _train_real_backbone(image_folder, tmp_path, backbone, source, activation)
