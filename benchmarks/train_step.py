@@ -46,7 +46,7 @@ ACTIVATIONS = {
 MODELS = {
     # name: (backbone, source, match, reference activation name)
     "resnet18": ("resnet18", "keras_hub", None, "relu"),
-    "mobilenet_v3_small": ("mobilenet_v3_small", "keras_cv", "hard_swish", "hard_swish"),
+    "mobilenet_v3_small": ("mobilenet_v3_small", "keras", "hard_swish", "hard_swish"),
 }
 
 

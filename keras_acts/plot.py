@@ -18,17 +18,18 @@ import math
 import os
 
 import keras
-import matplotlib
 import numpy as np
-import tensorflow as tf
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from keras_acts import ops
+from keras_acts._extras import require
 from keras_acts.layers import PWLU
 from keras_acts.layers import AconC
 from keras_acts.layers import MetaAcon
 from keras_acts.layers import Serf
+
+matplotlib = require("matplotlib", feature="keras_acts.plot")
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 KERAS_ACTS_LAYERS = (PWLU, AconC, MetaAcon, Serf)
 DEFAULT_X_RANGE = (-4.0, 4.0)
@@ -253,7 +254,7 @@ def activation_shapes(model, path=None, x_range=None, max_channels=8, inputs=Non
         raise ValueError(
             f"Model {model.name!r} contains no keras_acts layer (PWLU, AconC, MetaAcon, Serf).")
     if inputs is not None:
-        inputs = tf.convert_to_tensor(inputs)
+        inputs = keras.ops.convert_to_tensor(inputs)
     fig, axes = _new_figure(len(layers), ncols)
     for ax, layer in zip(axes, layers):
         if isinstance(layer, PWLU):

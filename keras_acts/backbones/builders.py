@@ -6,41 +6,32 @@ architecture of the corresponding preset, random weights) and then calls
 
 Sources:
 
-* ``"keras_hub"``: ``keras_hub.models.ResNetBackbone``, ``EfficientNetBackbone``
-  (v1 blocks, timm's B0 configuration) and ``RetinaNetBackbone`` (ResNet-50
-  image encoder, P3-P7 FPN as in ``retinanet_resnet50_fpn_coco``).
-* ``"keras_cv"``: ``keras_cv.models.ResNetBackbone`` (v1), ``MobileNetV3Backbone``
-  (the paper's small / large stacks), ``EfficientNetV1Backbone`` and
-  ``YOLOV8Backbone`` (the YOLOv8 detector's CSPDarkNet-style backbone),
-  all with ``include_rescaling=False``.
-* ``"keras"``: ``keras.applications.MobileNetV2(weights=None, include_top=False)``
-  (neither keras-cv 0.9 nor keras-hub has a graph-built MobileNetV2).
+* ``"keras"`` (no extra needed): ``keras.applications.MobileNetV2`` and
+  ``MobileNetV3Small`` / ``MobileNetV3Large`` (``weights=None``,
+  ``include_top=False``, ``include_preprocessing=False``). Their hard-swish is
+  an ``Activation("hard_swish")`` layer and their squeeze-and-excite gate a
+  ``ReLU(6)(x + 3) / 6`` sub-graph (a gate, not a hidden site); the
+  squeeze-and-excite ReLUs are graph layers, hence sites (keras-cv hid them
+  inside a custom layer): 32 / 39 sites, 23 / 31 without them.
+* ``"keras_hub"`` (extra ``backbones``): ``keras_hub.models.ResNetBackbone``,
+  ``EfficientNetBackbone`` (v1 blocks, timm's B0 configuration) and
+  ``RetinaNetBackbone`` (ResNet-50 image encoder, P3-P7 FPN as in
+  ``retinanet_resnet50_fpn_coco``).
+* ``"keras_cv"`` (extra ``detection``; the frozen keras-cv 0.9 is kept only where
+  nothing else builds the model): ``YOLOV8Backbone`` (the YOLOv8 detector's
+  CSPDarkNet-style backbone) and ``ResNetBackbone`` (v1, with the
+  ``pyramid_level_inputs`` keras-cv's detectors read), with
+  ``include_rescaling=False``.
 
 Combinations listed in :data:`UNSUPPORTED` raise ``ValueError`` with the reason.
 """
 
 import keras
 
+from keras_acts._extras import require
 from keras_acts.backbones.swap import swap_activations
 
 RESNET_STAGES = {"resnet18": ("basic", [2, 2, 2, 2]), "resnet50": ("bottleneck", [3, 4, 6, 3])}
-
-# MobileNetV3 (Howard et al., ICCV 2019, tables 1 and 2): one entry per block:
-# (expansion, filters, kernel, stride, se_ratio, activation).
-_HS, _SE = "hard_swish", 0.25
-MOBILENET_V3_BLOCKS = {
-    "mobilenet_v3_small": [
-        (1, 16, 3, 2, _SE, "relu"), (72 / 16, 24, 3, 2, None, "relu"),
-        (88 / 24, 24, 3, 1, None, "relu"), (4, 40, 5, 2, _SE, _HS), (6, 40, 5, 1, _SE, _HS),
-        (6, 40, 5, 1, _SE, _HS), (3, 48, 5, 1, _SE, _HS), (3, 48, 5, 1, _SE, _HS),
-        (6, 96, 5, 2, _SE, _HS), (6, 96, 5, 1, _SE, _HS), (6, 96, 5, 1, _SE, _HS)],
-    "mobilenet_v3_large": [
-        (1, 16, 3, 1, None, "relu"), (4, 24, 3, 2, None, "relu"), (3, 24, 3, 1, None, "relu"),
-        (3, 40, 5, 2, _SE, "relu"), (3, 40, 5, 1, _SE, "relu"), (3, 40, 5, 1, _SE, "relu"),
-        (6, 80, 3, 2, None, _HS), (2.5, 80, 3, 1, None, _HS), (2.3, 80, 3, 1, None, _HS),
-        (2.3, 80, 3, 1, None, _HS), (6, 112, 3, 1, _SE, _HS), (6, 112, 3, 1, _SE, _HS),
-        (6, 160, 5, 2, _SE, _HS), (6, 160, 5, 1, _SE, _HS), (6, 160, 5, 1, _SE, _HS)],
-}
 
 # EfficientNet-B0 stages (Tan & Le, ICML 2019, table 1).
 EFFICIENTNET_B0 = dict(
@@ -62,8 +53,16 @@ YOLO_V8 = {
 }
 
 
+def _keras_hub(name):
+    return require("keras_hub", feature=f"backbone {name!r} from source 'keras_hub'")
+
+
+def _keras_cv(name):
+    return require("keras_cv", feature=f"backbone {name!r} from source 'keras_cv'")
+
+
 def _hub_resnet(name, input_shape, **kwargs):
-    import keras_hub
+    keras_hub = _keras_hub(name)
 
     block, blocks = RESNET_STAGES[name]
     return keras_hub.models.ResNetBackbone(
@@ -74,7 +73,7 @@ def _hub_resnet(name, input_shape, **kwargs):
 
 
 def _cv_resnet(name, input_shape, **kwargs):
-    import keras_cv
+    keras_cv = _keras_cv(name)
 
     block, blocks = RESNET_STAGES[name]
     kwargs.setdefault("include_rescaling", False)
@@ -84,16 +83,11 @@ def _cv_resnet(name, input_shape, **kwargs):
         input_shape=input_shape, **kwargs)
 
 
-def _cv_mobilenet_v3(name, input_shape, **kwargs):
-    import keras_cv
-
-    expansion, filters, kernel, stride, se, act = zip(*MOBILENET_V3_BLOCKS[name])
-    kwargs.setdefault("include_rescaling", False)
-    return keras_cv.models.MobileNetV3Backbone(
-        stackwise_expansion=list(expansion), stackwise_filters=list(filters),
-        stackwise_kernel_size=list(kernel), stackwise_stride=list(stride),
-        stackwise_se_ratio=list(se), stackwise_activation=list(act),
-        input_shape=input_shape, **kwargs)
+def _keras_mobilenet_v3(name, input_shape, **kwargs):
+    build_fn = {"mobilenet_v3_small": keras.applications.MobileNetV3Small,
+                "mobilenet_v3_large": keras.applications.MobileNetV3Large}[name]
+    return build_fn(input_shape=input_shape, include_top=False, weights=None,
+                    include_preprocessing=False, **kwargs)
 
 
 def _keras_mobilenet_v2(name, input_shape, **kwargs):
@@ -102,7 +96,7 @@ def _keras_mobilenet_v2(name, input_shape, **kwargs):
 
 
 def _hub_efficientnet_b0(name, input_shape, **kwargs):
-    import keras_hub
+    keras_hub = _keras_hub(name)
 
     config = dict(
         EFFICIENTNET_B0, stackwise_width_coefficients=[1.0] * 7,
@@ -115,17 +109,8 @@ def _hub_efficientnet_b0(name, input_shape, **kwargs):
     return keras_hub.models.EfficientNetBackbone(input_shape=input_shape, **config)
 
 
-def _cv_efficientnet_b0(name, input_shape, **kwargs):
-    import keras_cv
-
-    config = dict(EFFICIENTNET_B0, stackwise_squeeze_and_excite_ratios=[0.25] * 7,
-                  width_coefficient=1.0, depth_coefficient=1.0, include_rescaling=False)
-    config.update(kwargs)
-    return keras_cv.models.EfficientNetV1Backbone(input_shape=input_shape, **config)
-
-
 def _cv_yolo_v8(name, input_shape, **kwargs):
-    import keras_cv
+    keras_cv = _keras_cv(name)
 
     channels, depth = YOLO_V8[name]
     kwargs.setdefault("include_rescaling", False)
@@ -135,7 +120,7 @@ def _cv_yolo_v8(name, input_shape, **kwargs):
 
 
 def _hub_retinanet(name, input_shape, **kwargs):
-    import keras_hub
+    keras_hub = _keras_hub(name)
 
     config = dict(min_level=3, max_level=7, use_p5=False, use_fpn_batch_norm=False)
     config.update(kwargs)
@@ -151,10 +136,9 @@ BUILDERS = {
     ("resnet50", "keras_hub"): _hub_resnet,
     ("resnet50", "keras_cv"): _cv_resnet,
     ("mobilenet_v2", "keras"): _keras_mobilenet_v2,
-    ("mobilenet_v3_small", "keras_cv"): _cv_mobilenet_v3,
-    ("mobilenet_v3_large", "keras_cv"): _cv_mobilenet_v3,
+    ("mobilenet_v3_small", "keras"): _keras_mobilenet_v3,
+    ("mobilenet_v3_large", "keras"): _keras_mobilenet_v3,
     ("efficientnet_b0", "keras_hub"): _hub_efficientnet_b0,
-    ("efficientnet_b0", "keras_cv"): _cv_efficientnet_b0,
     **{(name, "keras_cv"): _cv_yolo_v8 for name in YOLO_V8},
     ("retinanet_resnet50", "keras_hub"): _hub_retinanet,
 }
@@ -166,11 +150,16 @@ for _name, _source in BUILDERS:
 
 _OPAQUE = ("builds its activations inside subclassed block layers, which graph surgery "
            "cannot reach")
+_SAME_ELSEWHERE = ("source {!r} builds the same network; the frozen keras-cv is used only for "
+                   "YOLOv8 and the detectors' ResNets")
 UNSUPPORTED = {
     ("mobilenet_v2", "keras_hub"): f"keras-hub's MobileNetBackbone {_OPAQUE}",
     ("mobilenet_v3_small", "keras_hub"): f"keras-hub's MobileNetBackbone {_OPAQUE}",
     ("mobilenet_v3_large", "keras_hub"): f"keras-hub's MobileNetBackbone {_OPAQUE}",
     ("mobilenet_v2", "keras_cv"): "keras-cv 0.9 has no MobileNetV2 backbone",
+    ("mobilenet_v3_small", "keras_cv"): _SAME_ELSEWHERE.format("keras"),
+    ("mobilenet_v3_large", "keras_cv"): _SAME_ELSEWHERE.format("keras"),
+    ("efficientnet_b0", "keras_cv"): _SAME_ELSEWHERE.format("keras_hub"),
     ("csp_darknet", "keras_cv"): (
         f"keras-cv's CSPDarkNetBackbone {_OPAQUE} (CrossStagePartial) and with Python "
         "lambdas that a saved model cannot reload; use 'yolo_v8_xs' ... 'yolo_v8_xl', "

@@ -9,26 +9,30 @@ Example:
     ...                                 backbone="resnet50", activation="meta_acon")
 """
 
-from keras_acts.training.checkpoint import TrainingCheckpoint
-from keras_acts.training.classification import train_classifier
-from keras_acts.training.data import ClassificationData
-from keras_acts.training.data import DataDirError
-from keras_acts.training.data import check_image_folder
-from keras_acts.training.data import image_folder_data
-from keras_acts.training.data import tfds_data
-from keras_acts.training.loop import ClassificationTask
-from keras_acts.training.loop import Trainer
-from keras_acts.callbacks import pwlu_layers
-from keras_acts.callbacks import realign_pwlu
-from keras_acts.training.loop import sync_replica_state
-from keras_acts.training.models import activation_factory
-from keras_acts.training.models import build_classifier
-from keras_acts.training.optim import make_sgd
-from keras_acts.training.optim import weight_decay_exclusions
-from keras_acts.training.schedules import WarmupDecay
-from keras_acts.training.strategy import create_strategy
-from keras_acts.training.strategy import is_chief
-from keras_acts.training.strategy import set_mixed_precision
+from keras_acts._extras import require
+
+require("tensorflow", extra="train", feature="keras_acts.training (tf.distribute pipelines)")
+
+from keras_acts.training.checkpoint import TrainingCheckpoint  # noqa: E402
+from keras_acts.training.classification import train_classifier  # noqa: E402
+from keras_acts.training.data import ClassificationData  # noqa: E402
+from keras_acts.training.data import DataDirError  # noqa: E402
+from keras_acts.training.data import check_image_folder  # noqa: E402
+from keras_acts.training.data import image_folder_data  # noqa: E402
+from keras_acts.training.data import tfds_data  # noqa: E402
+from keras_acts.training.loop import ClassificationTask  # noqa: E402
+from keras_acts.training.loop import Trainer  # noqa: E402
+from keras_acts.callbacks import pwlu_layers  # noqa: E402
+from keras_acts.callbacks import realign_pwlu  # noqa: E402
+from keras_acts.training.loop import sync_replica_state  # noqa: E402
+from keras_acts.training.models import activation_factory  # noqa: E402
+from keras_acts.training.models import build_classifier  # noqa: E402
+from keras_acts.training.optim import make_sgd  # noqa: E402
+from keras_acts.training.optim import weight_decay_exclusions  # noqa: E402
+from keras_acts.training.schedules import WarmupDecay  # noqa: E402
+from keras_acts.training.strategy import create_strategy  # noqa: E402
+from keras_acts.training.strategy import is_chief  # noqa: E402
+from keras_acts.training.strategy import set_mixed_precision  # noqa: E402
 
 __all__ = ["ClassificationData", "ClassificationTask", "DataDirError", "Trainer",
            "TrainingCheckpoint", "WarmupDecay", "activation_factory", "build_classifier",

@@ -8,15 +8,27 @@ Layout of an image folder (``root``)::
     root/train/<class_name>/*.jpg|*.jpeg|*.png|*.bmp|*.gif
     root/val/<class_name>/...          (same class names)
 
+Unreadable images never stop a run: before decoding, every image's bytes are
+checked (:func:`image_file_check`: a JPEG, PNG, GIF, BMP or WebP signature and
+an intact end); a file that fails is skipped with a warning on stderr naming it
+and the reason, and enters its batch with weight 0 (so batches keep their size
+and a resumed epoch stays identical); the trainer reports how many were skipped
+at the end of each epoch. A file that passes the check but still fails to
+decode stops the run with one error naming it (see
+:meth:`ClassificationData.find_unreadable`).
+
 Example:
     >>> data = image_folder_data("/data/imagenet", image_size=224)
     >>> ds = data.train_dataset(global_batch_size=256, epoch=0)
 """
 
 import os
+import sys
 
 import numpy as np
 import tensorflow as tf
+
+from keras_acts._extras import require
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
@@ -81,6 +93,128 @@ def check_image_folder(root, splits=("train", "val")):
                 f"those of {os.path.join(root, first)!r} ({len(names[first])}). Expected "
                 f"layout: {FOLDER_LAYOUT}.")
     return out
+
+
+# ---------------------------------------------------------------- readable images
+
+#: How far from the end of a file :func:`image_file_check` looks for the
+#: format's end marker (JPEG, PNG). Data appended after the marker is
+#: allowed up to this length; a valid file with more trailing data is skipped.
+TAIL_BYTES = 16384
+
+_JPEG, _PNG, _GIF, _BMP, _WEBP = "JPEG", "PNG", "GIF", "BMP", "WebP"
+
+
+def _bytes_at(raw, start, count):
+    """Little-endian unsigned integer of ``raw[start:start + count]`` (int64)."""
+    value = tf.zeros([], tf.int64)
+    for i in reversed(range(count)):
+        value = value * 256 + tf.cast(raw[start + i], tf.int64)
+    return value
+
+
+def _contains(raw, pattern):
+    """Whether the uint8 vector ``raw`` contains the byte string ``pattern``."""
+    count = tf.maximum(tf.size(raw) - len(pattern) + 1, 0)
+    hit = tf.ones([count], tf.bool)
+    for i, byte in enumerate(pattern):
+        hit = tf.logical_and(hit, tf.equal(raw[i:i + count], byte))
+    return tf.reduce_any(hit)
+
+
+def image_file_check(encoded):
+    """Cheap structural check of one encoded image file (graph ops on its
+    first 30 and last :data:`TAIL_BYTES` bytes; no decoding). Returns
+    ``(ok, reason)``: a scalar bool and, when not ok, a string saying why.
+
+    A file is ok when it starts with a JPEG, PNG, GIF, BMP or WebP signature
+    (what ``tf.io.decode_image`` recognises, whatever the file's extension)
+    and is complete: JPEG ends with its end-of-image marker ``FF D9``, PNG with
+    its ``IEND`` chunk (each within the last :data:`TAIL_BYTES`), GIF with its
+    trailer byte ``3B`` (TensorFlow also decodes a GIF that lacks only the
+    trailer; this check skips it), WebP holds the length its RIFF header
+    declares, and BMP has exactly the size its header implies (as
+    TensorFlow's decoder requires).
+    This catches empty files, text or HTML saved under an image name and
+    truncated copies; a file that passes can still hold a corrupt header
+    (:meth:`ClassificationData.find_unreadable` names those).
+
+    Example:
+        >>> ok, reason = image_file_check(tf.constant(b"hello"))
+        >>> bool(ok), reason.numpy()
+        (False, b'not a JPEG, PNG, GIF, BMP or WebP file')
+        >>> image = tf.zeros([4, 4, 3], tf.uint8)
+        >>> bool(image_file_check(tf.io.encode_png(image))[0])
+        True
+    """
+    encoded = tf.convert_to_tensor(encoded, tf.string)
+    n = tf.strings.length(encoded)
+    head = tf.io.decode_raw(tf.strings.substr(tf.strings.join(
+        [tf.strings.substr(encoded, 0, 30), b"\0" * 30]), 0, 30), tf.uint8)
+    tail = tf.io.decode_raw(tf.strings.substr(encoded, tf.maximum(n - TAIL_BYTES, 0),
+                                              TAIL_BYTES), tf.uint8)
+
+    def starts(sig):
+        return tf.reduce_all(tf.equal(head[:len(sig)], list(sig)))
+
+    n64 = tf.cast(n, tf.int64)
+    width, height, bpp = _bytes_at(head, 18, 4), _bytes_at(head, 22, 4), _bytes_at(head, 28, 2)
+    height = tf.where(height >= 2 ** 31, 2 ** 32 - height, height)  # signed: top-down rows
+    bmp_size = _bytes_at(head, 10, 4) + (bpp * width + 31) // 32 * 4 * height
+    formats = [
+        (_JPEG, starts(b"\xff\xd8\xff"), _contains(tail, b"\xff\xd9")),
+        (_PNG, starts(b"\x89PNG\r\n\x1a\n"), _contains(tail, b"IEND\xaeB`\x82")),
+        (_GIF, starts(b"GIF8"), tf.reduce_all(tf.equal(tail[-1:], 0x3B))),
+        (_WEBP, tf.logical_and(starts(b"RIFF"), tf.reduce_all(tf.equal(head[8:12], list(b"WEBP")))),
+         n64 >= _bytes_at(head, 4, 4) + 8),
+        (_BMP, starts(b"BM"), tf.equal(n64, bmp_size)),
+    ]
+    known = tf.reduce_any(tf.stack([sig for _, sig, _ in formats]))
+    reason = tf.constant("")
+    ok = tf.constant(False)
+    for name, sig, complete in reversed(formats):
+        ok = tf.where(sig, complete, ok)
+        reason = tf.where(sig, f"truncated {name} file (" + (
+            f"size differs from the {name} header's" if name in (_BMP, _WEBP) else
+            f"no {name} end marker in its last {TAIL_BYTES} bytes") + ")", reason)
+    reason = tf.where(known, reason, "not a JPEG, PNG, GIF, BMP or WebP file")
+    reason = tf.where(tf.equal(n, 0), "empty file", reason)
+    return tf.logical_and(ok, tf.greater(n, 0)), reason
+
+
+def readable_image(name, encoded):
+    """:func:`image_file_check` of ``encoded``; when it fails, prints
+    ``warning: skipping unreadable image <name>: <reason>`` on stderr (from
+    inside the input pipeline, so every time the file comes up). Returns the
+    scalar bool.
+
+    Example:
+        >>> bool(readable_image("a.jpg", tf.constant(b"")))   # prints the warning
+        False
+    """
+    ok, reason = image_file_check(encoded)
+
+    def warn():
+        tf.print("warning: skipping unreadable image", name, "-", reason, output_stream=sys.stderr)
+        return tf.constant(False)
+
+    return tf.cond(ok, lambda: tf.constant(True), warn)
+
+
+def guarded(name, encoded, preprocess, shape):
+    """``(preprocess(encoded), 1.0)`` when :func:`readable_image` accepts the
+    file, else ``(zeros(shape), 0.0)`` after its warning: the weight keeps the
+    skipped example out of the loss, metrics and counts while batches keep
+    their size.
+
+    Example:
+        >>> image, weight = guarded("a.jpg", tf.constant(b"text"), eval_preprocess, [8, 8, 3])
+        >>> float(weight)
+        0.0
+    """
+    ok = readable_image(name, encoded)
+    image = tf.cond(ok, lambda: preprocess(encoded), lambda: tf.zeros(shape, tf.float32))
+    return image, tf.cast(ok, tf.float32)
 
 
 # ---------------------------------------------------------------- augmentation
@@ -197,12 +331,14 @@ def train_pipeline(records, preprocess, global_batch_size, steps, *, epoch=0, sk
 
 
 def eval_pipeline(records, preprocess, num_examples, global_batch_size, input_context=None):
-    """One input pipeline's eval batches ``(*preprocess(record), weight)``: the
+    """One input pipeline's eval batches ``(*outputs, weight)`` where
+    ``preprocess(record)`` returns ``(*outputs, weight)``: the
     ``num_examples`` records padded with weight-0 repeats to whole global
-    batches, so every replica gets full batches (exact metrics, static shapes).
+    batches, so every replica gets full batches (exact metrics, static
+    shapes); the padding's weights are set to 0.
 
     Example:
-        >>> ds = eval_pipeline(records, lambda r: r, 50000, 256)
+        >>> ds = eval_pipeline(records, lambda r: (r, 1.0), 50000, 256)
     """
     ctx = input_context or tf.distribute.InputContext()
     batch = ctx.get_per_replica_batch_size(global_batch_size)
@@ -212,19 +348,29 @@ def eval_pipeline(records, preprocess, num_examples, global_batch_size, input_co
         ds = ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id)
 
     def prep(index, record):
-        return (*preprocess(record), tf.cast(index < num_examples, tf.float32))
+        *out, weight = preprocess(record)
+        return (*out, weight * tf.cast(index < num_examples, tf.float32))
 
     ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE)
     return _no_autoshard(ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
 
 
+def _read_file(record):
+    path, label = record
+    return path, tf.io.read_file(path), label
+
+
 class ClassificationData(SplitBatches):
     """A classification dataset ready for ``tf.distribute``.
 
-    ``records(split)`` functions return a ``tf.data.Dataset`` of
-    ``(encoded_image_bytes, label)`` in a fixed order; this class shuffles,
-    shards, augments and batches them. Build it with :func:`image_folder_data`
-    or :func:`tfds_data`.
+    ``train_records(epoch)`` / ``eval_records()`` return a ``tf.data.Dataset``
+    of records in a fixed order, and ``load(record)`` turns one record into
+    ``(name, encoded_image_bytes, label)`` (``name``: what a warning about
+    the image calls it, e.g. its path). Records are shuffled before ``load``,
+    so an image folder's shuffle buffer holds paths, not images, and a
+    resumed epoch skips without reading. This class shuffles, shards,
+    checks (:func:`guarded`), augments and batches them. Build it with
+    :func:`image_folder_data` or :func:`tfds_data`.
 
     Attributes: ``num_classes``, ``num_train``, ``num_eval``, ``class_names``.
 
@@ -235,9 +381,11 @@ class ClassificationData(SplitBatches):
     """
 
     def __init__(self, train_records, eval_records, num_classes, num_train, num_eval,
-                 image_size=224, class_names=None, seed=0, shuffle_buffer=None):
+                 image_size=224, class_names=None, seed=0, shuffle_buffer=None,
+                 load=_read_file):
         self._train_records = train_records
         self._eval_records = eval_records
+        self._load = load
         self.num_classes = int(num_classes)
         self.num_train = int(num_train)
         self.num_eval = int(num_eval)
@@ -246,42 +394,81 @@ class ClassificationData(SplitBatches):
         self.seed = int(seed)
         self.shuffle_buffer = shuffle_buffer
 
-    def train_dataset(self, global_batch_size, epoch=0, skip_steps=0, input_context=None,
-                      steps=None):
-        """Training batches of ``(images float32 NHWC, labels int32)`` for one
-        input pipeline (see :func:`train_pipeline`): ``steps`` global steps
-        long (default: one pass, :meth:`steps_per_epoch`; the split is
-        repeated when ``steps`` asks for more), the first ``skip_steps`` of
-        them skipped (resume), augmented with per-example stateless seeds keyed
-        by (epoch, index) so a resumed epoch sees exactly the same batches.
-
-        Example:
-            >>> ds = data.train_dataset(64, epoch=3, skip_steps=10)
-        """
-        size = self.image_size
-
-        def preprocess(record, key):
-            encoded, label = record
-            return train_preprocess(encoded, key, size), tf.cast(label, tf.int32)
-
+    def _train_pipeline(self, global_batch_size, epoch, skip_steps, input_context, steps,
+                        preprocess):
         return train_pipeline(self._train_records(epoch), preprocess, global_batch_size,
                               steps or self.steps_per_epoch(global_batch_size), epoch=epoch,
                               skip_steps=skip_steps, input_context=input_context,
                               seed=self.seed, shuffle_buffer=self.shuffle_buffer or self.num_train)
 
+    def train_dataset(self, global_batch_size, epoch=0, skip_steps=0, input_context=None,
+                      steps=None):
+        """Training batches of ``(images float32 NHWC, labels int32, weights
+        float32)`` for one input pipeline (see :func:`train_pipeline`):
+        ``steps`` global steps long (default: one pass,
+        :meth:`steps_per_epoch`; the split is repeated when ``steps`` asks for
+        more), the first ``skip_steps`` of them skipped (resume), augmented
+        with per-example stateless seeds keyed by (epoch, index) so a resumed
+        epoch sees exactly the same batches. ``weights`` is 0 for an image
+        skipped as unreadable (see :func:`guarded`), 1 otherwise.
+
+        Example:
+            >>> ds = data.train_dataset(64, epoch=3, skip_steps=10)
+        """
+        size, load = self.image_size, self._load
+
+        def preprocess(record, key):
+            name, encoded, label = load(record)
+            image, weight = guarded(name, encoded, lambda e: train_preprocess(e, key, size),
+                                    [size, size, 3])
+            return image, tf.cast(label, tf.int32), weight
+
+        return self._train_pipeline(global_batch_size, epoch, skip_steps, input_context, steps,
+                                    preprocess)
+
+    def find_unreadable(self, global_batch_size, epoch, step, steps=None):
+        """Decode every image of global step ``step`` of epoch ``epoch`` (the
+        same order :meth:`train_dataset` reads; no augmentation) and return
+        ``[(name, error message)]`` for those that fail. Used after a decoding
+        error stopped training, to name the file (a file can pass
+        :func:`image_file_check` and still be undecodable, e.g. with a corrupt
+        header).
+
+        Example:
+            >>> data.find_unreadable(256, epoch=3, step=117)
+            [('/data/imagenet/train/n01440764/bad.JPEG', 'jpeg::Uncompress failed. ...')]
+        """
+        load = self._load
+
+        def names(record, key):
+            name, encoded, _ = load(record)
+            return name, encoded
+
+        ds = self._train_pipeline(global_batch_size, epoch, step, None, steps, names)
+        bad = []
+        for batch_names, batch_encoded in ds.take(1):
+            for name, encoded in zip(batch_names.numpy(), batch_encoded.numpy()):
+                try:
+                    _decode(encoded)
+                except tf.errors.OpError as err:
+                    bad.append((name.decode(errors="replace"), err.message.strip()))
+        return bad
+
     def eval_dataset(self, global_batch_size, input_context=None):
         """Evaluation batches of ``(images, labels, weights)``: centre crops, the
         split padded with weight-0 copies to a multiple of the global batch
-        (see :func:`eval_pipeline`).
+        (see :func:`eval_pipeline`); unreadable images get weight 0 too.
 
         Example:
             >>> for images, labels, weights in data.eval_dataset(64): ...
         """
-        size = self.image_size
+        size, load = self.image_size, self._load
 
         def preprocess(record):
-            encoded, label = record
-            return eval_preprocess(encoded, size), tf.cast(label, tf.int32)
+            name, encoded, label = load(record)
+            image, weight = guarded(name, encoded, lambda e: eval_preprocess(e, size),
+                                    [size, size, 3])
+            return image, tf.cast(label, tf.int32), weight
 
         return eval_pipeline(self._eval_records(), preprocess, self.num_eval, global_batch_size,
                              input_context)
@@ -307,9 +494,8 @@ def image_folder_data(root, image_size=224, seed=0, train_split="train", eval_sp
     classes, tr_paths, tr_labels = listing[train_split]
     _, ev_paths, ev_labels = listing[eval_split]
 
-    def records(paths, labels):
-        ds = tf.data.Dataset.from_tensor_slices((np.array(paths), np.array(labels, np.int32)))
-        return ds.map(lambda p, y: (tf.io.read_file(p), y), num_parallel_calls=tf.data.AUTOTUNE)
+    def records(paths, labels):  # read after shuffling (ClassificationData's load)
+        return tf.data.Dataset.from_tensor_slices((np.array(paths), np.array(labels, np.int32)))
 
     return ClassificationData(lambda epoch: records(tr_paths, tr_labels),
                               lambda: records(ev_paths, ev_labels),
@@ -327,7 +513,7 @@ def tfds_builder(name, data_dir=None, manual_dir=None, download=False):
     Example:
         >>> builder = tfds_builder("imagenet2012", data_dir="/data/tfds")
     """
-    import tensorflow_datasets as tfds
+    tfds = require("tensorflow_datasets", feature="TFDS input")
 
     if data_dir is not None and not os.path.isdir(data_dir):
         raise DataDirError(f"TFDS data directory {data_dir!r} does not exist. Expected "
@@ -366,12 +552,13 @@ def tfds_data(name, data_dir=None, image_size=224, seed=0, train_split="train",
               eval_split="validation", image_key="image", label_key="label",
               shuffle_buffer=16384, manual_dir=None, download=False):
     """:class:`ClassificationData` over a prepared TFDS image-classification
-    dataset (images read undecoded, decoded in the augmentation map).
+    dataset (images read undecoded, decoded in the augmentation map; warnings
+    name an unreadable image by its ``tfds_id``).
 
     Example:
         >>> data = tfds_data("imagenet2012", data_dir="/data/tfds", image_size=224)
     """
-    import tensorflow_datasets as tfds
+    tfds = require("tensorflow_datasets", feature="TFDS input")
 
     builder = tfds_builder(name, data_dir, manual_dir, download)
     check_splits(builder, name, data_dir, (train_split, eval_split))
@@ -380,10 +567,11 @@ def tfds_data(name, data_dir=None, image_size=224, seed=0, train_split="train",
 
     def records(split, epoch=None):
         cfg = tfds.ReadConfig(shuffle_seed=None if epoch is None else seed * 100003 + epoch,
-                              interleave_cycle_length=16 if epoch is not None else 1)
+                              interleave_cycle_length=16 if epoch is not None else 1,
+                              add_tfds_id=True)
         ds = builder.as_dataset(split=split, decoders=decoders, read_config=cfg,
                                 shuffle_files=epoch is not None)
-        return ds.map(lambda ex: (ex[image_key], ex[label_key]))
+        return ds.map(lambda ex: (ex["tfds_id"], ex[image_key], ex[label_key]))
 
     return ClassificationData(lambda epoch: records(train_split, epoch),
                               lambda: records(eval_split),
@@ -392,4 +580,4 @@ def tfds_data(name, data_dir=None, image_size=224, seed=0, train_split="train",
                               num_eval=info.splits[eval_split].num_examples,
                               image_size=image_size, seed=seed,
                               class_names=info.features[label_key].names,
-                              shuffle_buffer=shuffle_buffer)
+                              shuffle_buffer=shuffle_buffer, load=lambda record: record)

@@ -15,6 +15,8 @@ Example:
 import numpy as np
 import tensorflow as tf
 
+from keras_acts._extras import require
+
 from keras_acts.training import data as data_lib
 from keras_acts.training.models import build_backbone
 from keras_acts.training.recipe import recipe_options
@@ -40,7 +42,7 @@ class DetectionData(data_lib.SplitBatches):
 
     def __init__(self, name, data_dir, image_size=512, max_boxes=32, seed=0,
                  train_split="train", eval_split="validation", download=False):
-        import tensorflow_datasets as tfds
+        tfds = require("tensorflow_datasets", feature="the detection pipeline")
 
         self.builder = data_lib.tfds_builder(name, data_dir, download=download)
         data_lib.check_splits(self.builder, name, data_dir, (train_split, eval_split))
@@ -110,8 +112,8 @@ class DetectionData(data_lib.SplitBatches):
             >>> for images, targets, weights in data.eval_dataset(16): ...
         """
         return data_lib.eval_pipeline(self._records(self._splits[1]),
-                                      lambda record: self._prepare(*record), self.num_eval,
-                                      global_batch_size, input_context)
+                                      lambda record: (*self._prepare(*record), 1.0),
+                                      self.num_eval, global_batch_size, input_context)
 
 
 # ---------------------------------------------------------------- models
@@ -128,7 +130,7 @@ def build_detector(detector, backbone, activation, num_classes, image_size, sour
     Example:
         >>> model = build_detector("yolov8", "tiny_pyramid", "pwlu", 20, 64)
     """
-    import keras_cv
+    keras_cv = require("keras_cv", feature="the detection pipeline")
 
     bb = build_backbone(backbone, activation, (image_size, image_size, 3), source, **act_kwargs)
     if not getattr(bb, "pyramid_level_inputs", None):
@@ -231,8 +233,8 @@ class DetectionTask:
         Example:
             >>> task.eval_begin()
         """
-        import keras_cv
-
+        keras_cv = require("keras_cv", feature="the detection pipeline")
+        require("pycocotools", feature="COCO mAP (keras-cv BoxCOCOMetrics)")
         self._metric = keras_cv.metrics.BoxCOCOMetrics(bounding_box_format=BOX_FORMAT,
                                                        evaluate_freq=1)
 

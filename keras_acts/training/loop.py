@@ -7,8 +7,10 @@ an epoch boundary.
 
 What a task supplies (see :class:`ClassificationTask`): ``train_step`` (the
 replica's loss, already divided by the global batch size, and a dict of
-per-replica sums to report), ``eval_step`` (a dict of tensors), whether eval
-outputs are summed or gathered, and host-side ``eval_*`` accumulation.
+per-replica sums to report; a ``"skipped"`` sum counts examples the input
+pipeline could not read, reported at each epoch's end), ``eval_step`` (a dict
+of tensors), whether eval outputs are summed or gathered, and host-side
+``eval_*`` accumulation.
 
 Example:
     >>> trainer = Trainer(model, optimizer, ClassificationTask(1000, 0.1), strategy,
@@ -60,20 +62,23 @@ class ClassificationTask:
             label_smoothing=self.label_smoothing)
 
     def train_step(self, model, batch, global_batch_size):
-        """Replica loss (sum / global batch) and report sums.
+        """Replica loss (weighted sum / global batch) and report sums. Batches
+        are ``(images, labels, weights)``; weight-0 examples (unreadable images
+        the pipeline skipped) add nothing to the loss or the metrics and are
+        counted under ``"skipped"``.
 
         Example:
-            >>> loss, sums = task.train_step(model, (x, y), 256)
+            >>> loss, sums = task.train_step(model, (x, y, w), 256)
         """
-        images, labels = batch
+        images, labels, weights = batch
         logits = model(images, training=True)
-        per_example = self._losses(labels, logits)
+        per_example = self._losses(labels, logits) * weights
         loss = tf.reduce_sum(per_example) / global_batch_size
         correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels),
                           tf.float32)
-        count = tf.cast(tf.shape(labels)[0], tf.float32)
-        return loss, {"loss": tf.reduce_sum(per_example), "acc": tf.reduce_sum(correct),
-                      "count": count}
+        count = tf.reduce_sum(weights)
+        return loss, {"loss": tf.reduce_sum(per_example), "acc": tf.reduce_sum(correct * weights),
+                      "count": count, "skipped": tf.reduce_sum(1.0 - weights)}
 
     def eval_step(self, model, batch):
         """Weighted sums of loss, top-1 and top-5 hits, and the weight.
@@ -356,6 +361,12 @@ class Trainer:
                     self.save()
             count = max(sums.get("count", 1.0), 1.0)
             epoch_values = {k: sums.get(k, 0.0) / count for k in names}
+            skipped = int(round(sums.get("skipped", 0.0)))
+            if skipped:
+                epoch_values["skipped"] = skipped
+                if self.verbose:
+                    print(f"Epoch {epoch + 1}: skipped {skipped} unreadable image(s) (named in "
+                          "the warnings above).", flush=True)
             history["train"].append(epoch_values)
             self._log("train_epoch", epoch_values, self.step)
             if self.phase1_epochs and epoch + 1 == self.phase1_epochs:

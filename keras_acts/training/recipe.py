@@ -13,7 +13,9 @@ import inspect
 import os
 
 import keras
+import tensorflow as tf
 
+from keras_acts.training.data import DataDirError
 from keras_acts.training.loop import Trainer
 from keras_acts.training.optim import make_sgd
 from keras_acts.training.schedules import WarmupDecay
@@ -67,6 +69,23 @@ def recipe_options(values):
     return {k: v for k, v in values.items() if k in names}
 
 
+def _name_unreadable(data, trainer, batch_size, steps_per_epoch):
+    """After an input error stopped ``trainer`` mid-step: a :class:`data.DataDirError`
+    naming the images of the failed step that do not decode (``None`` when
+    ``data`` cannot tell or every image decodes, i.e. the error was not the
+    data's)."""
+    find = getattr(data, "find_unreadable", None)
+    epoch, step = divmod(trainer.step, steps_per_epoch)
+    bad = find(batch_size, epoch, step, steps_per_epoch) if find else []
+    if not bad:
+        return None
+    files = "; ".join(f"{name} ({message.splitlines()[0]})" for name, message in bad)
+    return DataDirError(
+        f"cannot decode image file(s) {files} (epoch {epoch + 1}, step {step}). Replace or "
+        "delete them and rerun the same command: training resumes from the last checkpoint"
+        + (f" ({trainer.checkpoint.latest})." if trainer.checkpoint.latest else "."))
+
+
 def run_recipe(*, load_data, build_model, make_task, model_dir, activation, epochs,
                batch_size, steps_per_epoch=None, eval_steps=None, lr=0.1, lr_schedule="cosine",
                warmup_epochs=5.0, momentum=0.9, nesterov=False, weight_decay=1e-4,
@@ -111,11 +130,14 @@ def run_recipe(*, load_data, build_model, make_task, model_dir, activation, epoc
                           phase1_epochs=realign_epoch, verbose=verbose, throttle_s=throttle_s)
         if verbose and trainer.initial_step:
             print(f"Resumed from {trainer.checkpoint.latest} at step {trainer.initial_step}.")
-        history = trainer.fit(
-            lambda epoch, skip, ctx: data.train_dataset(batch_size, epoch, skip, ctx,
-                                                        steps=steps_per_epoch),
-            epochs, steps_per_epoch,
-            eval_fn=lambda ctx: data.eval_dataset(batch_size, ctx), eval_steps=eval_steps)
+        try:
+            history = trainer.fit(
+                lambda epoch, skip, ctx: data.train_dataset(batch_size, epoch, skip, ctx,
+                                                            steps=steps_per_epoch),
+                epochs, steps_per_epoch,
+                eval_fn=lambda ctx: data.eval_dataset(batch_size, ctx), eval_steps=eval_steps)
+        except tf.errors.InvalidArgumentError as err:
+            raise _name_unreadable(data, trainer, batch_size, steps_per_epoch) or err
         path = final_weights_path(model_dir, strat)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         model.save_weights(path)

@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+from keras_acts._extras import require
+
 
 def _image(rng, size, label, num_classes):
     # A class-dependent colour plus noise: learnable in a few steps.
@@ -56,7 +58,7 @@ def build_tfds_classification(data_dir, name="tiny_images", num_classes=3, train
         >>> builder.info.splits["train"].num_examples
         16
     """
-    import tensorflow_datasets as tfds
+    tfds = require("tensorflow_datasets", feature="synthetic TFDS datasets")
 
     counts = {"train": train, "validation": validation}
 
@@ -96,7 +98,7 @@ def build_tfds_detection(data_dir, name="tiny_voc", num_classes=3, train=16, val
         >>> build_tfds_detection("/tmp/tfds").info.features["objects"]["label"].num_classes
         3
     """
-    import tensorflow_datasets as tfds
+    tfds = require("tensorflow_datasets", feature="synthetic TFDS datasets")
 
     counts = {"train": train, "validation": validation}
     colours = np.array([[230, 30, 30], [30, 230, 30], [30, 30, 230], [230, 230, 30]])

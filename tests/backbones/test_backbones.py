@@ -1,6 +1,6 @@
 """Builders and swaps on the real keras-hub / keras-cv / keras backbones.
 
-Default run: ResNet-18 (keras-hub) and MobileNetV3-Small (keras-cv) with every
+Default run: ResNet-18 (keras-hub) and MobileNetV3-Small (keras.applications) with every
 activation, a nested keras-hub classifier, the builders' errors. ``-m slow``:
 every builder x every activation, the detectors, and the site / parameter
 counts of every backbone.
@@ -41,17 +41,16 @@ SITES = {
     ("retinanet_resnet50", "keras_hub"): (49, 16),
     # 17 blocks: 16 expand + 17 depthwise ReLU6, plus stem and last conv.
     ("mobilenet_v2", "keras"): (35, None),
-    # relu ops in the first 3 (small) / 6 (large) blocks, hard-swish sub-graphs.
-    ("mobilenet_v3_small", "keras_cv"): (23, None),
-    ("mobilenet_v3_large", "keras_cv"): (31, None),
-    # stem, 15 expand, 16 depthwise, top + 16 fused swish in the SE reduce convs;
-    # keras-cv also activates each block's projection (16 more).
+    # ReLU layers in the first 3 (small) / 6 (large) blocks, Activation("hard_swish")
+    # layers, and the squeeze-and-excite ReLUs (9 / 8; keras-cv hid those).
+    ("mobilenet_v3_small", "keras"): (32, None),
+    ("mobilenet_v3_large", "keras"): (39, None),
+    # stem, 15 expand, 16 depthwise, top + 16 fused swish in the SE reduce convs.
     ("efficientnet_b0", "keras_hub"): (49, None),
-    ("efficientnet_b0", "keras_cv"): (65, None),
     **{(f"yolo_v8_{size}", "keras_cv"): (n, None)
        for size, n in (("xs", 27), ("s", 27), ("m", 39), ("l", 51), ("xl", 51))},
 }
-FAST_CASES = [("resnet18", "keras_hub"), ("mobilenet_v3_small", "keras_cv")]
+FAST_CASES = [("resnet18", "keras_hub"), ("mobilenet_v3_small", "keras")]
 # Graph-mode training for every builder (the larger YOLOv8 sizes only get their
 # sites counted); the fast cases train eagerly in the default run.
 SLOW_CASES = [c for c in available()
@@ -117,14 +116,39 @@ def test_build_returns_swapped_model_with_pyramids():
 
 
 def test_keras_cv_pyramid_names_point_at_swapped_layers():
-    model = original("mobilenet_v3_small", "keras_cv", SMALL)
-    swapped = swap_activations(model, "serf", match="hard_swish")
-    assert len(activation_layers(swapped)) == 18
+    model = original("resnet18", "keras_cv", SMALL)
+    swapped = swap_activations(model, "serf", match="relu")
+    assert len(activation_layers(swapped)) == 17
     assert swapped.pyramid_level_inputs == model.pyramid_level_inputs
     for level, name in swapped.pyramid_level_inputs.items():
         assert (swapped.get_layer(name).output.shape
                 == model.get_layer(model.pyramid_level_inputs[level]).output.shape)
-    assert isinstance(swapped.get_layer(model.pyramid_level_inputs["P1"]), keras_acts.Serf)
+    assert isinstance(swapped.get_layer(model.pyramid_level_inputs["P2"]), keras_acts.Serf)
+
+
+@pytest.mark.parametrize("size,hard_swish,relu,squeeze_excite", [
+    ("small", 18, 14, 9), ("large", 20, 19, 8)])
+def test_keras_applications_mobilenet_v3_sites(size, hard_swish, relu, squeeze_excite):
+    """keras.applications' MobileNetV3 (Keras 3.15) spells hard-swish as an
+    Activation("hard_swish") layer and its squeeze-and-excite gate as
+    ReLU(6)(x + 3) / 6: the first are sites, the gate is a hard_sigmoid
+    sub-graph (replaced only on request) and never a hidden relu6 site. Without
+    the squeeze-and-excite ReLUs the sites are keras-cv's 23 / 31, on the
+    same parameter count."""
+    model = original(f"mobilenet_v3_{size}", "keras", SMALL)
+    sites = find_activation_sites(model)
+    kinds = [(s.kind, s.pattern) for s in sites]
+    assert kinds.count(("hard_swish", "layer")) == hard_swish
+    assert kinds.count(("relu", "layer")) == relu and len(sites) == hard_swish + relu
+    assert sum("squeeze_excite" in s.name for s in sites) == squeeze_excite
+    gates = find_activation_sites(model, match="hard_sigmoid")
+    assert gates and all(s.pattern == "hard_sigmoid_subgraph" for s in gates)
+    assert len(gates) == squeeze_excite
+    params = {"small": 939120, "large": 2996352}[size]  # keras-cv 0.9's MobileNetV3 counts
+    assert build(f"mobilenet_v3_{size}", input_shape=(224, 224, 3)).count_params() == params
+    swapped = swap_activations(model, "acon_c",
+                               placement=lambda site: "squeeze_excite" not in site.name)
+    assert_fresh_sites(swapped, {"small": 23, "large": 31}[size], keras_acts.AconC)
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
@@ -164,8 +188,10 @@ def test_build_errors():
         build("resnet19")
     with pytest.raises(ValueError, match=r"Unknown source 'timm'.*'keras_hub', 'keras_cv'"):
         build("resnet18", source="timm")
-    with pytest.raises(ValueError, match=r"subclassed block layers.*\['keras_cv'\]"):
+    with pytest.raises(ValueError, match=r"subclassed block layers.*\['keras'\]"):
         build("mobilenet_v3_small", source="keras_hub")
+    with pytest.raises(ValueError, match=r"source 'keras' builds the same network"):
+        build("mobilenet_v3_large", source="keras_cv")
     with pytest.raises(ValueError, match="CrossStagePartial"):
         build("csp_darknet")
 

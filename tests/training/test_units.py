@@ -87,7 +87,7 @@ def test_train_order_is_resumable_and_eval_is_padded(image_folder):
     full = list(data.train_dataset(4, epoch=1, steps=5))
     resumed = list(data.train_dataset(4, epoch=1, skip_steps=2, steps=5))
     assert len(full) == 5 and len(resumed) == 3
-    for (xa, ya), (xb, yb) in zip(full[2:], resumed):
+    for (xa, ya, wa), (xb, yb, wb) in zip(full[2:], resumed):
         np.testing.assert_array_equal(ya.numpy(), yb.numpy())
         np.testing.assert_allclose(xa.numpy(), xb.numpy())
     other_epoch = list(data.train_dataset(4, epoch=2, steps=5))
@@ -109,8 +109,8 @@ def test_sharded_pipelines_split_the_global_batch(image_folder):
 def test_tfds_data_and_errors(tfds_dir, tmp_path):
     data = data_lib.tfds_data("tiny_images", data_dir=tfds_dir, image_size=16)
     assert (data.num_classes, data.num_train, data.num_eval) == (3, 16, 6)
-    x, y = next(iter(data.train_dataset(4, epoch=0)))
-    assert x.shape == (4, 16, 16, 3) and y.dtype == tf.int32
+    x, y, w = next(iter(data.train_dataset(4, epoch=0)))
+    assert x.shape == (4, 16, 16, 3) and y.dtype == tf.int32 and np.all(w.numpy() == 1)
     with pytest.raises(data_lib.DataDirError, match="does not exist"):
         data_lib.tfds_data("tiny_images", data_dir=str(tmp_path / "missing"))
     with pytest.raises(data_lib.DataDirError, match="not prepared"):
@@ -140,3 +140,54 @@ def test_checkpoint_round_trip_keeps_optimizer_and_pwlu_state(tmp_path):
     assert int(opt2.iterations.numpy()) == 2
     assert all(not layer.in_phase1 for layer in keras_acts.training.pwlu_layers(model2))
     assert os.path.basename(ckpt2.latest) == "ckpt-7"
+
+
+def _encodings():
+    import io
+
+    from PIL import Image
+
+    image = np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    out = {"jpg": tf.io.encode_jpeg(image).numpy(), "png": tf.io.encode_png(image).numpy()}
+    for fmt in ("gif", "bmp", "webp"):
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, format=fmt.upper())
+        out[fmt] = buf.getvalue()
+    return out
+
+
+def _decodes(encoded):
+    try:
+        tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        return True
+    except tf.errors.InvalidArgumentError:
+        return False
+
+
+def test_image_file_check_agrees_with_the_decoder():
+    """Issue 11 item 8: the cheap check (no decoding) accepts every complete
+    JPEG/PNG/GIF/BMP/WebP, also with a short tail after its end marker, and
+    rejects, with a reason, each broken file that tf.io.decode_image fails on."""
+    cases = {}
+    for fmt, enc in _encodings().items():
+        cases[f"{fmt}"] = (enc, None)
+        cases[f"{fmt} half"] = (enc[:len(enc) // 2], "truncated")
+        cases[f"{fmt} minus 1 byte"] = (enc[:-1], "truncated")
+    cases["jpg + 1000 zero bytes"] = (_encodings()["jpg"] + b"\0" * 1000, None)
+    cases["png + 1000 zero bytes"] = (_encodings()["png"] + b"\0" * 1000, None)
+    cases["text"] = (b"not an image\n", "not a JPEG, PNG, GIF, BMP or WebP file")
+    cases["html"] = (b"<html><body>404</body></html>", "not a JPEG, PNG, GIF, BMP or WebP")
+    cases["empty"] = (b"", "empty file")
+    cases["3 bytes"] = (b"\xff\xd8\xff", "truncated JPEG")
+    for name, (enc, reason) in cases.items():
+        ok, why = data_lib.image_file_check(tf.constant(enc))
+        assert bool(ok) == (reason is None), (name, why)
+        # Never rejects what decodes, nor the reverse; except a GIF that lacks only
+        # its trailer byte (decodes, rejected as truncated: documented).
+        assert bool(ok) == _decodes(enc) or name == "gif minus 1 byte", name
+        if reason:
+            assert reason in why.numpy().decode(), (name, why)
+    # Inside a tf.data map (graph mode), as the pipelines use it.
+    ds = tf.data.Dataset.from_tensor_slices([c[0] for c in cases.values()])
+    got = [bool(ok) for ok, _ in ds.map(data_lib.image_file_check)]
+    assert got == [c[1] is None for c in cases.values()]
