@@ -175,12 +175,7 @@ def killed_runs(image_folder, tmp_path_factory):
         proc.communicate(timeout=60)
 
 
-@pytest.mark.parametrize("activation", [
-    "pwlu", "acon_c", "serf",
-    pytest.param("meta_acon", marks=pytest.mark.xfail(
-        strict=True, reason="issue 11 item 1: MetaAcon's generator BN state lives in plain "
-        "dicts that tf.train.Checkpoint does not track (layer fix pending)")),
-])
+@pytest.mark.parametrize("activation", ["pwlu", "acon_c", "meta_acon", "serf"])
 def test_killed_run_resumes_bit_identical(image_folder, tmp_path, killed_runs, activation,
                                           capsys):
     """Issue 11 item 1: kill -9 mid-epoch 2 (after the step-6 checkpoint), rerun
