@@ -19,6 +19,10 @@ from backbone_checks import random_images
 L = keras.layers
 
 
+def _np(t):
+    return keras.ops.convert_to_numpy(t)
+
+
 def same_function(site):
     """Replacement computing the original activation: the swap must not change outputs."""
     return L.Activation(site.kind, name=site.name)
@@ -103,7 +107,7 @@ def test_swap_keeps_function_and_weights(resnet):
     x = random_images((8, 8, 8))
     swapped = swap_activations(resnet, same_function)
     assert isinstance(swapped, SwappedModel)
-    np.testing.assert_allclose(swapped(x), resnet(x), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(_np(swapped(x)), _np(resnet(x)), rtol=1e-6, atol=1e-6)
     assert_nothing_shared(resnet, swapped)
     assert_same_other_weights(resnet, swapped, types=L.PReLU)
 
@@ -126,7 +130,7 @@ def test_hard_swish_subgraph_fused_and_op_sites():
     assert [s.name for s in find_activation_sites(model, match="hard_swish")] == ["hswish"]
     x = random_images((8, 8, 4))
     swapped = swap_activations(model, same_function, match=lambda layer: True)
-    np.testing.assert_allclose(swapped(x), model(x), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(_np(swapped(x)), _np(model(x)), rtol=1e-6, atol=1e-6)
     assert [layer.name for layer in swapped.layers if isinstance(layer, L.Multiply)] == [
         "se_mul"]
     assert not any(isinstance(layer, L.ReLU) for layer in swapped.layers)
@@ -154,7 +158,7 @@ def test_sequential_model_stays_sequential():
     x = random_images((6, 6, 3))
     leaky_like = lambda site: L.LeakyReLU(0.1, name=site.name) if site.kind == "leaky_relu" \
         else same_function(site)  # noqa: E731
-    np.testing.assert_allclose(swap_activations(model, leaky_like)(x), model(x),
+    np.testing.assert_allclose(_np(swap_activations(model, leaky_like)(x)), _np(model(x)),
                                rtol=1e-6, atol=1e-6)
 
 
@@ -176,7 +180,7 @@ def test_nested_shared_submodel():
     assert len(activation_layers(swapped)) == 2
     assert_nothing_shared(model, swapped)
     x = random_images((5, 5, 3))
-    np.testing.assert_allclose(swap_activations(model, same_function)(x), model(x),
+    np.testing.assert_allclose(_np(swap_activations(model, same_function)(x)), _np(model(x)),
                                rtol=1e-6, atol=1e-6)
 
 
