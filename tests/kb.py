@@ -54,9 +54,13 @@ def value_and_grads(fn, args, weights=None):
         import jax
         import jax.numpy as jnp
 
-        y, vjp = jax.vjp(fn, *args)
-        w = jnp.ones_like(y) if weights is None else jnp.asarray(weights, y.dtype)
-        return y, list(vjp(w))
+        def both(args, w):   # one compiled program: eager JAX dispatches op by op
+            y, vjp = jax.vjp(fn, *args)
+            return y, vjp(jnp.ones_like(y) if w is None else w.astype(y.dtype))
+
+        w = None if weights is None else jnp.asarray(weights)
+        y, grads = jax.jit(both)(list(args), w)
+        return y, list(grads)
     if BACKEND == "torch":
         import torch
 
@@ -86,9 +90,13 @@ def layer_value_and_grads(layer, x, weights=None, training=False):
             y, _ = layer.stateless_call(list(trainable), non_trainable, x, **kwargs)
             return y
 
-        y, vjp = jax.vjp(fn, x, *[v.value for v in variables])
-        w = jnp.ones_like(y) if weights is None else jnp.asarray(weights, y.dtype)
-        return y, list(vjp(w))
+        def both(args, w):
+            y, vjp = jax.vjp(fn, *args)
+            return y, vjp(jnp.ones_like(y) if w is None else w.astype(y.dtype))
+
+        w = None if weights is None else jnp.asarray(weights)
+        y, grads = jax.jit(both)([x] + [v.value for v in variables], w)
+        return y, list(grads)
     if BACKEND == "tensorflow":
         import tensorflow as tf
 
