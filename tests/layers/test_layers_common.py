@@ -318,7 +318,7 @@ def test_invalid_constructor_arguments():
         keras_acts.PWLU(init="tanh")
     with pytest.raises(ValueError, match="phase1_steps"):
         keras_acts.PWLU(phase1_steps=-1)
-    for bad in (1.5, -0.1, "a", None, True, float("nan")):
+    for bad in ("a", 1.5, -0.1, None, True, float("nan")):   # "a" first: it crashed
         with pytest.raises(ValueError, match=r"`momentum` must be a number in \[0.0, 1.0\)"):
             keras_acts.PWLU(momentum=bad)
         with pytest.raises(ValueError, match=r"`bn_momentum` must be"):

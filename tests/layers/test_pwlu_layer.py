@@ -340,3 +340,36 @@ def test_jax_data_parallel_statistics_are_those_of_the_global_batch():
         print("OK")
     """, env={"KERAS_BACKEND": "jax",
               "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_huge_inputs_match_float64_for_every_gradient(training):
+    # Issue 11.6 at the layer level, with narrow intervals (x / width overflowed):
+    # output and every gradient equal float64's, +-inf only beyond float32's range.
+    big = float(np.finfo(np.float32).max)
+    x = np.array([[-3e38, 3e38], [0.05, -1e20], [-big, 0.0]], np.float32)
+    values = dict(left_bound=np.array([-0.1, -2.0]), right_bound=np.array([0.1, 2.0]),
+                  points=np.random.default_rng(0).normal(size=(2, 17)),
+                  left_slope=np.array([0.35, 2.0]), right_slope=np.array([0.5, 3.0]))
+    out = []
+    for dtype in ("float32", kb.FLOAT64):
+        layer = keras_acts.PWLU(num_intervals=16, phase1_steps=0, dtype=dtype)
+        layer.build(x.shape)
+        layer.set_parameters(**values)
+        y, grads = kb.layer_value_and_grads(layer, kb.tensor(x, dtype), training=training)
+        out.append([kb.numpy(y)] + [kb.numpy(g) for g in grads])
+    for i, (a, b) in enumerate(zip(*out)):
+        assert not np.isnan(a).any(), i
+        np.testing.assert_allclose(a, kb.as_float32_limit(b), rtol=1e-5, atol=1e-5,
+                                   err_msg=f"output/gradient #{i}")
+
+
+def test_constant_channel_far_from_zero_gets_a_non_zero_width():
+    # Issue 11.3: at |mean| = 100 the old width (mean -/+ 3 * 1e-6) rounded to 0.
+    layer = keras_acts.PWLU(num_intervals=4, phase1_steps=1)
+    x = np.full((16, 2), 100.0, np.float32)
+    x[:, 1] = np.random.default_rng(1).normal(size=16)
+    layer(x, training=True)
+    left, right = kb.numpy(layer.left_bound), kb.numpy(layer.right_bound)
+    assert right[0] > left[0], (left, right)
+    assert np.isfinite(kb.numpy(layer(x))).all()

@@ -258,3 +258,21 @@ def test_materialized_is_identity():
     np.testing.assert_array_equal(kb.numpy(xla.materialized(t, compiled=True)), kb.numpy(t))
     jitted = kb.jit(lambda v: xla.materialized(v, compiled=True))
     np.testing.assert_array_equal(kb.numpy(jitted(t)), kb.numpy(t))
+
+
+def test_gradient_at_inf_is_exactly_the_outer_slope(path):
+    # Issue 11.5: the input gradient at +-inf was the outer slope up to 1 ulp for
+    # some bounds (0.99999994 for K_R = 1): fixed bounds that triggered it, and
+    # seeded draws.
+    rng = np.random.default_rng(5)
+    bounds = [(np.array([-2.5289671, -2.3604307]), np.array([2.599759, 2.0141363]))]
+    bounds += [(rng.uniform(-3, -1, 2), rng.uniform(1, 3, 2)) for _ in range(20)]
+    kl, kr = np.array([0.0, 0.5], np.float32), np.array([1.0, 0.0], np.float32)
+    x = kb.tensor(np.array([[np.inf, np.inf], [-np.inf, -np.inf]], np.float32))
+    for left, right in bounds:
+        points = rng.normal(size=(2, 5))
+        p = _tensors((left, right, points, kl, kr), "float32")
+        _, (g,) = kb.value_and_grads(lambda t, p=p: ops.pwlu(t, *p), [x])
+        g = kb.numpy(g)
+        np.testing.assert_array_equal(g[0], kr, err_msg=str((left, right)))
+        np.testing.assert_array_equal(g[1], kl, err_msg=str((left, right)))
