@@ -5,8 +5,9 @@ PWLU phase handling) and the two recipes (classification, detection).
 
 Example:
     >>> from keras_acts import training
-    >>> out = training.train_classifier(data_dir="/data/imagenet", model_dir="/tmp/run",
-    ...                                 backbone="resnet50", activation="meta_acon")
+    >>> opts = training.ClassificationOptions(data_dir="/data/imagenet", model_dir="/tmp/run",
+    ...                                       backbone="resnet50", activation="meta_acon")
+    >>> out = training.train_classifier(opts)
 """
 
 from keras_acts._extras import require
@@ -28,13 +29,16 @@ from keras_acts.training.loop import sync_replica_state  # noqa: E402
 from keras_acts.training.models import activation_factory  # noqa: E402
 from keras_acts.training.models import build_classifier  # noqa: E402
 from keras_acts.training.optim import make_sgd  # noqa: E402
+from keras_acts.training.options import ClassificationOptions  # noqa: E402
+from keras_acts.training.options import DetectionOptions  # noqa: E402
 from keras_acts.training.optim import weight_decay_exclusions  # noqa: E402
 from keras_acts.training.schedules import WarmupDecay  # noqa: E402
 from keras_acts.training.strategy import create_strategy  # noqa: E402
 from keras_acts.training.strategy import is_chief  # noqa: E402
 from keras_acts.training.strategy import set_mixed_precision  # noqa: E402
 
-__all__ = ["ClassificationData", "ClassificationTask", "DataDirError", "Trainer",
+__all__ = ["ClassificationData", "ClassificationOptions", "ClassificationTask", "DataDirError",
+           "DetectionOptions", "Trainer",
            "TrainingCheckpoint", "WarmupDecay", "activation_factory", "build_classifier",
            "check_image_folder", "create_strategy", "image_folder_data", "is_chief",
            "make_sgd", "pwlu_layers", "realign_pwlu", "set_mixed_precision",

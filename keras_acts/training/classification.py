@@ -11,7 +11,7 @@ Example:
 from keras_acts.training import data as data_lib
 from keras_acts.training.loop import ClassificationTask
 from keras_acts.training.models import build_classifier
-from keras_acts.training.recipe import recipe_options
+from keras_acts.training.options import ClassificationOptions
 from keras_acts.training.recipe import run_recipe
 
 
@@ -29,18 +29,13 @@ def load_classification_data(dataset, data_dir, image_size, seed=0, manual_dir=N
                               manual_dir=manual_dir, download=download)
 
 
-def train_classifier(*, data_dir, model_dir, dataset="folder", backbone="resnet50",
-                     activation="pwlu", source="keras_hub", image_size=224, epochs=90,
-                     batch_size=256, steps_per_epoch=None, eval_steps=None, lr=0.1,
-                     lr_schedule="cosine", warmup_epochs=5.0, momentum=0.9, nesterov=False,
-                     weight_decay=1e-4, label_smoothing=0.1, pwlu_phase1_epochs=5.0,
-                     strategy="default", tpu=None, jit_compile=False, mixed_precision=False,
-                     checkpoint_every=1000, keep_checkpoints=3, log_every=50, seed=0,
-                     verbose=1, throttle_s=0.0, manual_dir=None, download=False,
-                     distribution=None, **unused):
-    """Train (or resume) an image classifier; returns :func:`recipe.run_recipe`'s
-    dict (``history``, ``model``, ``trainer``, ``strategy``, ``initial_step``,
-    ``final_step``, ``weights_path``, ``task``).
+def train_classifier(options=None, /, *, distribution=None, **values):
+    """Train (or resume) an image classifier as ``options`` (a
+    :class:`options.ClassificationOptions`) say, fields replaced by ``values``
+    (``train_classifier(data_dir=..., model_dir=...)`` builds the options from
+    keywords; an unknown keyword is a ``TypeError``). Returns
+    :func:`recipe.run_recipe`'s dict (``history``, ``model``, ``trainer``,
+    ``strategy``, ``initial_step``, ``final_step``, ``weights_path``, ``task``).
 
     The data directory is validated before anything is built (clear
     :class:`data.DataDirError`). ``lr`` is per 256 images; the warm-up and
@@ -55,11 +50,13 @@ def train_classifier(*, data_dir, model_dir, dataset="folder", backbone="resnet5
         ...                        batch_size=8, image_size=32)
         >>> out["final_step"]
     """
-    options = dict(locals())
+    o = ClassificationOptions.make(options, **values)
     return run_recipe(
-        load_data=lambda: load_classification_data(dataset, data_dir, image_size, seed,
-                                                   manual_dir, download),
+        o,
+        load_data=lambda: load_classification_data(o.dataset, o.data_dir, o.image_size, o.seed,
+                                                   o.manual_dir, o.download),
         build_model=lambda data, act_kwargs: build_classifier(
-            backbone, activation, data.num_classes, image_size, source=source, **act_kwargs),
-        make_task=lambda data: ClassificationTask(data.num_classes, label_smoothing),
-        **recipe_options(options))
+            o.backbone, o.activation, data.num_classes, o.image_size, source=o.source,
+            **act_kwargs),
+        make_task=lambda data: ClassificationTask(data.num_classes, o.label_smoothing),
+        distribution=distribution)

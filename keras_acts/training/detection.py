@@ -19,10 +19,10 @@ from keras_acts._extras import require
 
 from keras_acts.training import data as data_lib
 from keras_acts.training.models import build_backbone
-from keras_acts.training.recipe import recipe_options
+from keras_acts.training.options import DETECTORS
+from keras_acts.training.options import DetectionOptions
 from keras_acts.training.recipe import run_recipe
 
-DETECTORS = ("yolov8", "retinanet")
 BOX_FORMAT = "xyxy"
 
 
@@ -265,16 +265,10 @@ class DetectionTask:
 
 # ---------------------------------------------------------------- recipe
 
-def train_detector(*, data_dir, model_dir, dataset="voc/2007", detector="yolov8",
-                   backbone="tiny_pyramid", activation="pwlu", source="keras_cv", image_size=512,
-                   max_boxes=32, epochs=50, batch_size=16, steps_per_epoch=None, eval_steps=None,
-                   lr=0.01, lr_schedule="cosine", warmup_epochs=1.0, momentum=0.9,
-                   nesterov=False, weight_decay=5e-4, pwlu_phase1_epochs=1.0,
-                   strategy="default", tpu=None, jit_compile=False, mixed_precision=False,
-                   checkpoint_every=1000, keep_checkpoints=3, log_every=50, seed=0, verbose=1,
-                   throttle_s=0.0, download=False, train_split="train",
-                   eval_split="validation", distribution=None, **unused):
-    """Train (or resume) a detector; returns a dict like
+def train_detector(options=None, /, *, distribution=None, **values):
+    """Train (or resume) a detector as ``options`` (a
+    :class:`options.DetectionOptions`) say, fields replaced by ``values`` (an
+    unknown keyword is a ``TypeError``); returns a dict like
     :func:`classification.train_classifier`'s (``history["eval"]`` holds
     COCO mAP / mAP50 / mAP75 / recall100 per epoch). ``lr`` is per 256 images.
 
@@ -282,11 +276,13 @@ def train_detector(*, data_dir, model_dir, dataset="voc/2007", detector="yolov8"
         >>> out = train_detector(data_dir="/tmp/tfds", dataset="tiny_voc", model_dir="/tmp/d",
         ...                      image_size=64, batch_size=4, epochs=1, steps_per_epoch=2)
     """
-    options = dict(locals())
+    o = DetectionOptions.make(options, **values)
     return run_recipe(
-        load_data=lambda: DetectionData(dataset, data_dir, image_size, max_boxes, seed,
-                                        train_split, eval_split, download),
+        o,
+        load_data=lambda: DetectionData(o.dataset, o.data_dir, o.image_size, o.max_boxes,
+                                        o.seed, o.train_split, o.eval_split, o.download),
         build_model=lambda data, act_kwargs: build_detector(
-            detector, backbone, activation, data.num_classes, image_size, source, **act_kwargs),
+            o.detector, o.backbone, o.activation, data.num_classes, o.image_size, o.source,
+            **act_kwargs),
         make_task=lambda data: DetectionTask(),
-        **recipe_options(options))
+        distribution=distribution)

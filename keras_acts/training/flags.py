@@ -1,94 +1,131 @@
-"""Command-line flags shared by the example pipelines (one definition for the
-classification and detection scripts).
+"""Command lines generated from a recipe's options dataclass
+(:mod:`options`): one flag per field, dashed (``--batch-size``) with the
+underscore spelling (``--batch_size``) accepted as a hidden alias; type,
+default, choices and help come from the field. Parsing returns one options
+object.
 
 Example:
-    >>> parser = argparse.ArgumentParser()
-    >>> add_common_flags(parser)
-    >>> args = parser.parse_args(["--strategy", "mirrored"])
+    >>> from keras_acts.training.options import ClassificationOptions
+    >>> opts = parse_options(ClassificationOptions,
+    ...                      ["--data-dir", "/data", "--model_dir", "/tmp/run", "--jit-compile"])
+    >>> opts.data_dir, opts.model_dir, opts.jit_compile, opts.lr
+    ('/data', '/tmp/run', True, 0.1)
 """
 
-from keras_acts.training.schedules import DECAYS
-from keras_acts.training.strategy import STRATEGIES
+import argparse
+import dataclasses
+import sys
+import typing
+
+from keras_acts.training.options import GROUPS
 
 
-def add_common_flags(parser, default_backbone="resnet50", default_lr=0.1, default_epochs=90,
-                     default_batch=256, default_image_size=224, default_weight_decay=1e-4):
-    """Add the distribution, model, recipe and bookkeeping flags to an
-    ``argparse.ArgumentParser``. Returns the parser.
+def flag_name(name):
+    """The dashed flag of option ``name``.
 
     Example:
-        >>> add_common_flags(argparse.ArgumentParser(), default_backbone="resnet18")
+        >>> flag_name("batch_size")
+        '--batch-size'
     """
-    g = parser.add_argument_group("distribution")
-    g.add_argument("--strategy", choices=STRATEGIES, default="default",
-                   help="tf.distribute strategy (multiworker reads TF_CONFIG; tpu uses --tpu).")
-    g.add_argument("--tpu", default=None, help="TPU name or grpc:// address (strategy tpu).")
-    g.add_argument("--jit_compile", action="store_true", help="XLA-compile the train step.")
-    g.add_argument("--mixed_precision", action="store_true",
-                   help="mixed_float16 (mixed_bfloat16 on TPU) with loss scaling.")
-    g = parser.add_argument_group("model")
-    g.add_argument("--backbone", default=default_backbone,
-                   help="keras_acts.backbones name (classification: resnet18, resnet50, "
-                        "mobilenet_v3_small, efficientnet_b0, ...; detection: yolo_v8_xs ... "
-                        "yolo_v8_xl, resnet18 / resnet50 with --source keras_cv) or "
-                        "tiny_cnn / tiny_pyramid (smoke tests).")
-    g.add_argument("--source", default="keras_hub", choices=("keras_hub", "keras_cv", "keras"),
-                   help="library the backbone comes from.")
-    g.add_argument("--activation", default="pwlu",
-                   help="pwlu | acon_c | meta_acon | serf (or a Keras name, e.g. relu).")
-    g.add_argument("--image_size", type=int, default=default_image_size)
-    g = parser.add_argument_group("recipe")
-    g.add_argument("--epochs", type=int, default=default_epochs)
-    g.add_argument("--batch_size", type=int, default=default_batch,
-                   help="global batch size (all replicas and workers).")
-    g.add_argument("--steps_per_epoch", type=int, default=None,
-                   help="default: one pass over the training split.")
-    g.add_argument("--eval_steps", type=int, default=None,
-                   help="default: the whole evaluation split; 0 disables evaluation.")
-    g.add_argument("--lr", type=float, default=default_lr,
-                   help="learning rate per 256 images (scaled linearly with --batch_size).")
-    g.add_argument("--lr_schedule", choices=DECAYS, default="cosine")
-    g.add_argument("--warmup_epochs", type=float, default=5.0)
-    g.add_argument("--momentum", type=float, default=0.9)
-    g.add_argument("--nesterov", action="store_true")
-    g.add_argument("--weight_decay", type=float, default=default_weight_decay,
-                   help="decoupled weight decay; never applied to BN or keras_acts "
-                        "activation parameters.")
-    g.add_argument("--pwlu_phase1_epochs", type=float, default=5.0,
-                   help="PWLU phase I length in epochs (paper: 5); 0 skips phase I.")
-    g = parser.add_argument_group("bookkeeping")
-    g.add_argument("--data_dir", required=True, help="dataset location (see --dataset).")
-    g.add_argument("--model_dir", required=True,
-                   help="checkpoints, TensorBoard logs and final weights; rerunning the "
-                        "same command resumes from its latest checkpoint.")
-    g.add_argument("--checkpoint_every", type=int, default=1000,
-                   help="also checkpoint every N steps (always at epoch ends).")
-    g.add_argument("--keep_checkpoints", type=int, default=3)
-    g.add_argument("--log_every", type=int, default=50, help="TensorBoard period in steps.")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--verbose", type=int, default=1, choices=(0, 1))
-    g.add_argument("--throttle_s", type=float, default=0.0,
-                   help="debugging: sleep this long after every step.")
+    return "--" + name.replace("_", "-")
+
+
+def _value_type(field):
+    """``int`` / ``float`` / ``str`` / ``bool`` of a field (``Optional[X]`` -> ``X``)."""
+    kind = field.type
+    if typing.get_origin(kind) is typing.Union:
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    if kind not in (int, float, str, bool):
+        raise TypeError(f"option {field.name!r}: unsupported flag type {kind!r}")
+    return kind
+
+
+def build_parser(options_cls, description=None):
+    """An ``argparse.ArgumentParser`` with one flag per field of
+    ``options_cls``, grouped by the fields' ``group`` metadata. Every flag's
+    argparse default is ``SUPPRESS``: the options class holds the defaults
+    (shown in ``--help``), so only the flags given reach :func:`parse_options`.
+
+    Example:
+        >>> from keras_acts.training.options import DetectionOptions
+        >>> parser = build_parser(DetectionOptions)
+        >>> sorted(vars(parser.parse_args(["--max-boxes", "8"])).items())
+        [('max_boxes', 8)]
+    """
+    parser = argparse.ArgumentParser(description=description)
+    groups = {}
+    fields = dataclasses.fields(options_cls)
+    for name in GROUPS + tuple(f.metadata["group"] for f in fields):
+        if name not in groups and any(f.metadata["group"] == name for f in fields):
+            groups[name] = parser.add_argument_group(name)
+    for f in fields:
+        group = groups[f.metadata["group"]]
+        kind = _value_type(f)
+        required = f.default is dataclasses.MISSING
+        help_text = f.metadata["help"] or ""
+        if required:
+            help_text += " (required)"
+        elif kind is not bool:
+            help_text += f" (default: {f.default})"
+        kwargs = {"dest": f.name, "default": argparse.SUPPRESS}
+        if kind is bool:
+            if f.default:
+                raise TypeError(f"option {f.name!r}: a boolean flag must default to False")
+            kwargs["action"] = "store_true"
+        else:
+            kwargs["type"] = kind
+            if f.metadata["choices"] is not None:
+                kwargs["choices"] = f.metadata["choices"]
+            kwargs["metavar"] = f.name.upper() if f.metadata["choices"] is None else None
+        group.add_argument(flag_name(f.name), help=help_text, **kwargs)
+        if "_" in f.name:
+            group.add_argument("--" + f.name, help=argparse.SUPPRESS, **kwargs)
     return parser
 
 
-def run_main(train_fn, args):
-    """The body of an example script's ``main``: ``train_fn(**vars(args))``;
-    a :class:`data.DataDirError` is printed to stderr (exit status 2), success
-    prints the final step and weights path (exit status 0).
+def parse_options(options_cls, argv=None, description=None):
+    """Parse ``argv`` (default ``sys.argv[1:]``) into an ``options_cls``
+    object; a missing required flag or an invalid value exits with argparse's
+    usage error (status 2) naming the flag.
 
     Example:
-        >>> sys.exit(run_main(train_classifier, parse_args()))
+        >>> from keras_acts.training.options import DetectionOptions
+        >>> parse_options(DetectionOptions, ["--data-dir", "d", "--model-dir", "m"]).lr
+        0.01
     """
-    import sys
+    parser = build_parser(options_cls, description)
+    values = vars(parser.parse_args(argv))
+    missing = [flag_name(f.name) for f in dataclasses.fields(options_cls)
+               if f.default is dataclasses.MISSING and f.name not in values]
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)}")
+    try:
+        return options_cls(**values)
+    except ValueError as err:
+        parser.error(str(err))
+    return None  # not reached: parser.error exits
 
+
+def run_main(train_fn, options):
+    """The body of an example script's ``main``: ``train_fn(options)``; a
+    :class:`data.DataDirError` is printed to stderr (exit status 2),
+    success prints the final step and weights path (exit status 0).
+
+    Example:
+        >>> def train(options):
+        ...     return {"final_step": 3, "weights_path": "/tmp/w.h5"}
+        >>> from keras_acts.training.options import DetectionOptions
+        >>> run_main(train, DetectionOptions(data_dir="d", model_dir="m"))
+        done: step 3, final weights in /tmp/w.h5
+        0
+    """
     from keras_acts.training.data import DataDirError
 
     try:
-        out = train_fn(**vars(args))
+        out = train_fn(options)
     except DataDirError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.verbose:
+    if options.verbose:
         print(f"done: step {out['final_step']}, final weights in {out['weights_path']}")
     return 0

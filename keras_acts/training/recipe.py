@@ -4,12 +4,11 @@ decay built in the strategy's scope, the :class:`loop.Trainer` run with
 resume, and the final weights. Each recipe supplies its data, model and task.
 
 Example:
-    >>> out = run_recipe(load_data=lambda: data, build_model=make_model,
-    ...                  make_task=lambda data: ClassificationTask(data.num_classes),
-    ...                  model_dir="/tmp/run", activation="pwlu", epochs=1, batch_size=8)
+    >>> opts = ClassificationOptions(data_dir="/data", model_dir="/tmp/run", epochs=1)
+    >>> out = run_recipe(opts, load_data=lambda: data, build_model=make_model,
+    ...                  make_task=lambda data: ClassificationTask(data.num_classes))
 """
 
-import inspect
 import os
 
 import keras
@@ -56,19 +55,6 @@ def pwlu_phase1(activation, pwlu_phase1_epochs, steps_per_epoch):
     return act_kwargs, realign
 
 
-def recipe_options(values):
-    """The entries of ``values`` (a recipe's arguments, e.g. its ``locals()``)
-    that :func:`run_recipe` takes besides the data / model / task callables.
-
-    Example:
-        >>> recipe_options({"epochs": 2, "backbone": "resnet18"})
-        {'epochs': 2}
-    """
-    names = set(inspect.signature(run_recipe).parameters) - {"load_data", "build_model",
-                                                             "make_task"}
-    return {k: v for k, v in values.items() if k in names}
-
-
 def _name_unreadable(data, trainer, batch_size, steps_per_epoch):
     """After an input error stopped ``trainer`` mid-step: a :class:`data.DataDirError`
     naming the images of the failed step that do not decode (``None`` when
@@ -86,48 +72,54 @@ def _name_unreadable(data, trainer, batch_size, steps_per_epoch):
         + (f" ({trainer.checkpoint.latest})." if trainer.checkpoint.latest else "."))
 
 
-def run_recipe(*, load_data, build_model, make_task, model_dir, activation, epochs,
-               batch_size, steps_per_epoch=None, eval_steps=None, lr=0.1, lr_schedule="cosine",
-               warmup_epochs=5.0, momentum=0.9, nesterov=False, weight_decay=1e-4,
-               pwlu_phase1_epochs=5.0, strategy="default", tpu=None, jit_compile=False,
-               mixed_precision=False, checkpoint_every=1000, keep_checkpoints=3, log_every=50,
-               seed=0, verbose=1, throttle_s=0.0, distribution=None):
+def run_recipe(options, *, load_data, build_model, make_task, distribution=None):
     """Train (or resume) ``build_model(data, act_kwargs)`` (called in the
     strategy's scope) on ``load_data()`` (a :class:`data.SplitBatches` with
-    ``train_dataset`` / ``eval_dataset``) with task ``make_task(data)``.
+    ``train_dataset`` / ``eval_dataset``) with task ``make_task(data)``, as
+    ``options`` (a :class:`options.SharedOptions` subclass: the recipe's
+    :class:`options.ClassificationOptions` or :class:`options.DetectionOptions`)
+    say.
 
     The data is loaded (and validated) before anything is built. ``lr`` is per
-    256 images; warm-up and decay run over the whole training. Returns a dict
+    256 images; warm-up and decay run over the whole training. When
+    ``options.bn_recalibration_steps`` > 0 the batch-norm statistics are
+    re-estimated on that many training batches after the last step, before
+    the final weights are written. Returns a dict
     with ``history``, ``model``, ``trainer``, ``strategy``, ``initial_step``,
     ``final_step``, ``weights_path`` and ``task`` (this process'
     ``(task_type, task_id)``). ``distribution`` may pass a ready strategy.
 
     Example:
-        >>> out = run_recipe(load_data=load, build_model=build, make_task=task,
-        ...                  model_dir="/tmp/run", activation="serf", epochs=1, batch_size=8)
+        >>> out = run_recipe(ClassificationOptions(data_dir=d, model_dir="/tmp/run", epochs=1),
+        ...                  load_data=load, build_model=build, make_task=task)
     """
-    strat = distribution or create_strategy(strategy, tpu=tpu)
-    set_mixed_precision(mixed_precision, strategy)
+    o = options
+    recalibrate = _batch_norm_recalibration() if o.bn_recalibration_steps else None
+    strat = distribution or create_strategy(o.strategy, tpu=o.tpu)
+    set_mixed_precision(o.mixed_precision, o.strategy)
+    batch_size, epochs = o.batch_size, o.epochs
     try:
         data = load_data()
-        keras.utils.set_random_seed(seed)
-        steps_per_epoch = steps_per_epoch or data.steps_per_epoch(batch_size)
-        if eval_steps is None:
-            eval_steps = data.eval_steps(batch_size)
-        act_kwargs, realign_epoch = pwlu_phase1(activation, pwlu_phase1_epochs, steps_per_epoch)
+        keras.utils.set_random_seed(o.seed)
+        steps_per_epoch = o.steps_per_epoch or data.steps_per_epoch(batch_size)
+        eval_steps = data.eval_steps(batch_size) if o.eval_steps is None else o.eval_steps
+        act_kwargs, realign_epoch = pwlu_phase1(o.activation, o.pwlu_phase1_epochs,
+                                                steps_per_epoch)
         with strat.scope():
             model = build_model(data, act_kwargs)
-            schedule = WarmupDecay(scaled_learning_rate(lr, batch_size),
+            schedule = WarmupDecay(scaled_learning_rate(o.lr, batch_size),
                                    total_steps=epochs * steps_per_epoch,
-                                   warmup_steps=int(warmup_epochs * steps_per_epoch),
-                                   decay=lr_schedule)
-            optimizer = make_sgd(model, schedule, momentum=momentum, nesterov=nesterov,
-                                 weight_decay=weight_decay)
+                                   warmup_steps=int(o.warmup_epochs * steps_per_epoch),
+                                   decay=o.lr_schedule)
+            optimizer = make_sgd(model, schedule, momentum=o.momentum, nesterov=o.nesterov,
+                                 weight_decay=o.weight_decay)
         trainer = Trainer(model, optimizer, make_task(data), strat,
-                          global_batch_size=batch_size, model_dir=model_dir,
-                          jit_compile=jit_compile, checkpoint_every=checkpoint_every,
-                          keep_checkpoints=keep_checkpoints, log_every=log_every,
-                          phase1_epochs=realign_epoch, verbose=verbose, throttle_s=throttle_s)
+                          global_batch_size=batch_size, model_dir=o.model_dir,
+                          jit_compile=o.jit_compile, checkpoint_every=o.checkpoint_every,
+                          keep_checkpoints=o.keep_checkpoints, log_every=o.log_every,
+                          phase1_epochs=realign_epoch, verbose=o.verbose,
+                          throttle_s=o.throttle_s)
+        verbose = o.verbose
         if verbose and trainer.initial_step:
             print(f"Resumed from {trainer.checkpoint.latest} at step {trainer.initial_step}.")
         try:
@@ -138,12 +130,32 @@ def run_recipe(*, load_data, build_model, make_task, model_dir, activation, epoc
                 eval_fn=lambda ctx: data.eval_dataset(batch_size, ctx), eval_steps=eval_steps)
         except tf.errors.InvalidArgumentError as err:
             raise _name_unreadable(data, trainer, batch_size, steps_per_epoch) or err
-        path = final_weights_path(model_dir, strat)
+        if recalibrate is not None:
+            with strat.scope():
+                batches = data.train_dataset(batch_size, epoch=epochs,
+                                             steps=o.bn_recalibration_steps)
+                recalibrate(model, batches.map(lambda images, *_: images),
+                            o.bn_recalibration_steps)
+        path = final_weights_path(o.model_dir, strat)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         model.save_weights(path)
         return {"history": history, "model": model, "trainer": trainer, "strategy": strat,
                 "initial_step": trainer.initial_step, "final_step": trainer.step,
                 "weights_path": path, "task": task_info(strat)}
     finally:
-        if mixed_precision:
+        if o.mixed_precision:
             keras.mixed_precision.set_global_policy("float32")
+
+
+def _batch_norm_recalibration():
+    """``keras_acts.callbacks.recalibrate_batch_norm`` (imported lazily: it
+    is looked up before training starts, so a missing one fails at once)."""
+    from keras_acts import callbacks
+
+    fn = getattr(callbacks, "recalibrate_batch_norm", None)
+    if fn is None:
+        raise NotImplementedError(
+            "bn_recalibration_steps > 0 needs keras_acts.callbacks.recalibrate_batch_norm("
+            "model, dataset, steps), which this version of keras_acts does not have yet; "
+            "set bn_recalibration_steps=0 (--bn-recalibration-steps 0).")
+    return fn

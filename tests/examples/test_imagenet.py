@@ -31,10 +31,36 @@ def test_help_lists_recipe_flags(capsys):
         _script().parse_args(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--strategy", "--jit_compile", "--mixed_precision", "--label_smoothing",
-                 "--weight_decay", "--pwlu_phase1_epochs", "--lr_schedule", "--warmup_epochs",
-                 "--momentum", "--model_dir", "--data_dir", "--dataset"):
+    for flag in ("--strategy", "--jit-compile", "--mixed-precision", "--label-smoothing",
+                 "--weight-decay", "--pwlu-phase1-epochs", "--lr-schedule", "--warmup-epochs",
+                 "--momentum", "--model-dir", "--data-dir", "--dataset",
+                 "--bn-recalibration-steps"):
         assert flag in out
+    assert "--batch_size" not in out  # the underscore aliases are accepted, not listed
+    assert "(default: 0.1)" in out and "(default: 256)" in out
+
+
+def test_dashed_and_underscore_flags_give_the_same_options():
+    dashed = _script().parse_args(["--data-dir", "d", "--model-dir", "m", "--batch-size", "8",
+                                   "--jit-compile", "--warmup-epochs", "0"])
+    underscore = _script().parse_args(["--data_dir", "d", "--model_dir", "m", "--batch_size",
+                                       "8", "--jit_compile", "--warmup_epochs", "0"])
+    assert dashed == underscore
+    assert (dashed.batch_size, dashed.jit_compile, dashed.warmup_epochs) == (8, True, 0.0)
+    assert dashed.lr == 0.1 and dashed.epochs == 90  # the classification recipe's defaults
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--data-dir", "d"], "required: --model-dir"),
+    (["--data-dir", "d", "--model-dir", "m", "--batch-sise", "8"], "unrecognized arguments"),
+    (["--data-dir", "d", "--model-dir", "m", "--lr-schedule", "step"], "invalid choice"),
+    (["--data-dir", "d", "--model-dir", "m", "--epochs", "0"], "'epochs' must be >= 1"),
+])
+def test_bad_command_lines_exit_with_usage_error(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _script().parse_args(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("activation", ["pwlu", "acon_c", "meta_acon", "serf"])
@@ -43,7 +69,7 @@ def test_trains_each_activation(image_folder, tmp_path, activation, capsys):
 
     args = _script().parse_args(tiny_flags(image_folder, str(tmp_path), activation=activation,
                                            epochs=2))
-    out = train_classifier(**vars(args))
+    out = train_classifier(args)
     assert out["final_step"] == 4 and out["initial_step"] == 0
     assert len(out["history"]["eval"]) == 2
     assert 0.0 <= out["history"]["eval"][-1]["top1"] <= 1.0
@@ -65,7 +91,7 @@ def test_tfds_with_xla_and_mixed_precision(tfds_dir, tmp_path):
     args = _script().parse_args(tiny_flags(tfds_dir, str(tmp_path), dataset="tiny_images",
                                            activation="acon_c", jit_compile=True,
                                            mixed_precision=True))
-    out = train_classifier(**vars(args))
+    out = train_classifier(args)
     assert out["final_step"] == 2
     assert out["model"].layers[1].dtype_policy.name == "mixed_float16"
     import keras
@@ -89,7 +115,7 @@ def test_unreadable_images_are_skipped_and_named(tmp_path, capfd):
 
     root, bad = corrupt_image_folder(str(tmp_path / "data"))  # 16 training files
     args = _script().parse_args(tiny_flags(root, str(tmp_path / "run"), steps_per_epoch=2))
-    out = train_classifier(**vars(args))  # 2 steps x 8 = every training file once
+    out = train_classifier(args)  # 2 steps x 8 = every training file once
     printed = capfd.readouterr()
     assert out["final_step"] == 2
     assert out["history"]["train"][0]["skipped"] == 2
@@ -186,7 +212,7 @@ def test_killed_run_resumes_bit_identical(image_folder, tmp_path, killed_runs, a
 
     # The uninterrupted reference, in this process while the killed run goes on.
     args = _script().parse_args(_kill_flags(image_folder, tmp_path / "ref", activation))
-    reference = train_classifier(**vars(args))
+    reference = train_classifier(args)
     assert reference["final_step"] == 8
     model_dir, proc = killed_runs[activation]
     output = proc.communicate(timeout=300)[0]
@@ -217,7 +243,7 @@ def _train_real_backbone(image_folder, tmp_path, backbone, source, activation):
     args = _script().parse_args(tiny_flags(image_folder, str(tmp_path), backbone=backbone,
                                            source=source, activation=activation,
                                            batch_size=4, eval_steps=1))
-    out = train_classifier(**vars(args))
+    out = train_classifier(args)
     assert out["final_step"] == 2
     assert 0.0 <= out["history"]["eval"][-1]["top1"] <= 1.0
     return out
@@ -240,3 +266,33 @@ def test_resnet18_keras_hub_pwlu(image_folder, tmp_path):
 ])
 def test_real_backbones(image_folder, tmp_path, backbone, source, activation):
     _train_real_backbone(image_folder, tmp_path, backbone, source, activation)
+
+
+def test_bn_recalibration_runs_after_training_before_final_weights(image_folder, tmp_path,
+                                                                   monkeypatch):
+    """The pipeline's call site of keras_acts.callbacks.recalibrate_batch_norm
+    (issue 12; replaced here by a recording stand-in): called once after the
+    last step with the model, a dataset of image batches and the steps, and
+    what it changes is in the final weights."""
+    import keras
+
+    from keras_acts import callbacks
+    from keras_acts.training.classification import train_classifier
+
+    calls = []
+
+    def fake(model, dataset, steps):
+        batches = list(dataset.take(steps))
+        calls.append((model, steps, [tuple(b.shape) for b in batches]))
+        bn = next(l for l in model._flatten_layers() if isinstance(
+            l, keras.layers.BatchNormalization))
+        bn.moving_mean.assign(keras.ops.full(bn.moving_mean.shape, 42.0))
+
+    monkeypatch.setattr(callbacks, "recalibrate_batch_norm", fake, raising=False)
+    args = _script().parse_args(tiny_flags(image_folder, str(tmp_path),
+                                           bn_recalibration_steps=3))
+    out = train_classifier(args)
+    assert len(calls) == 1 and calls[0][0] is out["model"] and calls[0][1] == 3
+    assert calls[0][2] == [(8, 32, 32, 3)] * 3
+    saved = _weights(out["weights_path"])
+    assert any(np.all(v == 42.0) for v in saved.values())
