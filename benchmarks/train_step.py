@@ -6,7 +6,9 @@ ResNet-18 (keras-hub ``ResNetBackbone`` config, 64x64x3 input, batch 32): every
 ReLU replaced. MobileNetV3-Small (keras-cv ``MobileNetV3Backbone`` config): its
 hard-swish activations replaced. Both built from config by
 ``keras_acts.backbones.build`` (random weights, nothing downloaded), topped with
-global average pooling and a 10-way softmax, trained with SGD inside one
+global average pooling and a 10-way dense head (the pipelines' classifier,
+``keras_acts.training.models.build_classifier``; softmax cross-entropy from
+logits), trained with SGD inside one
 ``tf.function(jit_compile=True)`` step. PWLU is timed in its phase II (all
 parameters training; ``phase1_steps=0``).
 
@@ -26,23 +28,15 @@ import time
 import keras
 import tensorflow as tf
 
-from keras_acts.backbones.builders import build as build_backbone
-from keras_acts.layers import PWLU
-from keras_acts.layers import AconC
-from keras_acts.layers import MetaAcon
-from keras_acts.layers import Serf
+from keras_acts.registry import LAYERS
+from keras_acts.training.models import build_classifier
 
 BATCH = 32
-INPUT = (64, 64, 3)
+IMAGE_SIZE = 64
+INPUT = (IMAGE_SIZE, IMAGE_SIZE, 3)
 CLASSES = 10
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "train_step.json")
 
-ACTIVATIONS = {
-    "pwlu": lambda: PWLU(phase1_steps=0),
-    "acon_c": AconC,
-    "meta_acon": MetaAcon,
-    "serf": Serf,
-}
 MODELS = {
     # name: (backbone, source, match, reference activation name)
     "resnet18": ("resnet18", "keras_hub", None, "relu"),
@@ -50,31 +44,24 @@ MODELS = {
 }
 
 
-def build_classifier(backbone, source, activation=None, match=None):
-    """Backbone from config (activation swapped) + GAP + Dense softmax head.
+def build_model(backbone, source, activation=None, match=None):
+    """The pipelines' classifier (``keras_acts.training.models.build_classifier``:
+    backbone from config, GAP, dense logits) at the benchmark's input size;
+    ``activation=None`` keeps the backbone's own activations. PWLU runs in its
+    phase II (``phase1_steps=0``).
 
     Example:
-        >>> model = build_classifier("resnet18", "keras_hub", "serf")
+        >>> model = build_model("resnet18", "keras_hub", "serf")
     """
-    if activation is None:
-        base = build_backbone(backbone, source=source, input_shape=INPUT)
-    else:
-        template = ACTIVATIONS[activation]()
-        base = build_backbone(backbone, activation=template, source=source,
-                               input_shape=INPUT, match=match)
-    inputs = keras.Input(INPUT)
-    features = base(inputs)
-    if isinstance(features, dict):
-        features = features[sorted(features)[-1]]
-    pooled = keras.layers.GlobalAveragePooling2D()(features)
-    outputs = keras.layers.Dense(CLASSES, activation="softmax")(pooled)
-    return keras.Model(inputs, outputs)
+    act_kwargs = {"phase1_steps": 0} if activation == "pwlu" else {}
+    return build_classifier(backbone, activation, CLASSES, IMAGE_SIZE, source=source,
+                            match=match, **act_kwargs)
 
 
 def train_step_fn(model):
     optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
     optimizer.build(model.trainable_variables)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     @tf.function(jit_compile=True)
     def step(x, y):
@@ -93,9 +80,9 @@ def run(model_names, activations, repeats, warmup=3):
     rows = []
     for model_name in model_names:
         backbone, source, match, ref = MODELS[model_name]
-        steps = {ref: train_step_fn(build_classifier(backbone, source))}
+        steps = {ref: train_step_fn(build_model(backbone, source))}
         for act in activations:
-            steps[act] = train_step_fn(build_classifier(backbone, source, act, match))
+            steps[act] = train_step_fn(build_model(backbone, source, act, match))
         for step in steps.values():
             for _ in range(warmup):
                 step(x, y).numpy()
@@ -126,8 +113,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--activations", nargs="*", default=list(ACTIVATIONS),
-                        choices=list(ACTIVATIONS))
+    parser.add_argument("--activations", nargs="*", default=list(LAYERS), choices=list(LAYERS))
     parser.add_argument("--output", default=RESULTS)
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 15)

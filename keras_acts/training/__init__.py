@@ -17,16 +17,16 @@ require("tensorflow", extra="train", feature="keras_acts.training (tf.distribute
 from keras_acts.training.checkpoint import TrainingCheckpoint  # noqa: E402
 from keras_acts.training.classification import train_classifier  # noqa: E402
 from keras_acts.training.data import ClassificationData  # noqa: E402
-from keras_acts.training.data import DataDirError  # noqa: E402
+from keras_acts.training.pipeline import DataDirError  # noqa: E402
 from keras_acts.training.data import check_image_folder  # noqa: E402
 from keras_acts.training.data import image_folder_data  # noqa: E402
 from keras_acts.training.data import tfds_data  # noqa: E402
-from keras_acts.training.loop import ClassificationTask  # noqa: E402
+from keras_acts.training.classification import ClassificationTask  # noqa: E402
 from keras_acts.training.loop import Trainer  # noqa: E402
 from keras_acts.callbacks import pwlu_layers  # noqa: E402
 from keras_acts.callbacks import realign_pwlu  # noqa: E402
-from keras_acts.training.loop import sync_replica_state  # noqa: E402
-from keras_acts.training.models import activation_factory  # noqa: E402
+from keras_acts.training.strategy import sync_replica_state  # noqa: E402
+from keras_acts.training.models import make_activation  # noqa: E402
 from keras_acts.training.models import build_classifier  # noqa: E402
 from keras_acts.training.optim import make_sgd  # noqa: E402
 from keras_acts.training.options import ClassificationOptions  # noqa: E402
@@ -39,7 +39,7 @@ from keras_acts.training.strategy import set_mixed_precision  # noqa: E402
 
 __all__ = ["ClassificationData", "ClassificationOptions", "ClassificationTask", "DataDirError",
            "DetectionOptions", "Trainer",
-           "TrainingCheckpoint", "WarmupDecay", "activation_factory", "build_classifier",
+           "TrainingCheckpoint", "WarmupDecay", "build_classifier", "make_activation",
            "check_image_folder", "create_strategy", "image_folder_data", "is_chief",
            "make_sgd", "pwlu_layers", "realign_pwlu", "set_mixed_precision",
            "sync_replica_state", "tfds_data", "train_classifier", "weight_decay_exclusions"]

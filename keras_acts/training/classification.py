@@ -1,18 +1,103 @@
 """The ImageNet classification recipe end to end: strategy, precision, data,
 model with our activations, SGD + warm-up schedule + weight-decay exclusions,
 label smoothing, PWLU phase I in epochs, custom distributed loop, final
-weights. ``examples/imagenet/train.py`` is a thin CLI over :func:`train_classifier`.
+weights. ``examples/imagenet/train.py`` is a thin CLI over :func:`train_classifier`;
+:class:`ClassificationTask` is what the loop (:class:`loop.Trainer`) runs.
 
 Example:
     >>> result = train_classifier(data_dir="/data/imagenet", model_dir="/tmp/run",
     ...                           backbone="resnet18", activation="pwlu")
 """
 
+import keras
+import tensorflow as tf
+
 from keras_acts.training import data as data_lib
-from keras_acts.training.loop import ClassificationTask
 from keras_acts.training.models import build_classifier
 from keras_acts.training.options import ClassificationOptions
 from keras_acts.training.recipe import run_recipe
+
+
+class ClassificationTask:
+    """Softmax cross-entropy with label smoothing; reports loss and top-1
+    accuracy while training, loss / top-1 / top-5 at evaluation. Batches are
+    ``(images, labels)`` for training and ``(images, labels, weights)`` for eval.
+
+    Example:
+        >>> task = ClassificationTask(num_classes=1000, label_smoothing=0.1)
+    """
+
+    gather_eval = False
+    train_metrics = ("loss", "acc")
+
+    def __init__(self, num_classes, label_smoothing=0.0):
+        self.num_classes = int(num_classes)
+        self.label_smoothing = float(label_smoothing)
+
+    def _losses(self, labels, logits):
+        onehot = tf.one_hot(labels, self.num_classes, dtype=tf.float32)
+        return keras.losses.categorical_crossentropy(
+            onehot, tf.cast(logits, tf.float32), from_logits=True,
+            label_smoothing=self.label_smoothing)
+
+    def train_step(self, model, batch, global_batch_size):
+        """Replica loss (weighted sum / global batch) and report sums. Batches
+        are ``(images, labels, weights)``; weight-0 examples (unreadable images
+        the pipeline skipped) add nothing to the loss or the metrics and are
+        counted under ``"skipped"``.
+
+        Example:
+            >>> loss, sums = task.train_step(model, (x, y, w), 256)
+        """
+        images, labels, weights = batch
+        logits = model(images, training=True)
+        per_example = self._losses(labels, logits) * weights
+        loss = tf.reduce_sum(per_example) / global_batch_size
+        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels),
+                          tf.float32)
+        count = tf.reduce_sum(weights)
+        return loss, {"loss": tf.reduce_sum(per_example), "acc": tf.reduce_sum(correct * weights),
+                      "count": count, "skipped": tf.reduce_sum(1.0 - weights)}
+
+    def eval_step(self, model, batch):
+        """Weighted sums of loss, top-1 and top-5 hits, and the weight.
+
+        Example:
+            >>> sums = task.eval_step(model, (x, y, w))
+        """
+        images, labels, weights = batch
+        logits = tf.cast(model(images, training=False), tf.float32)
+        per_example = self._losses(labels, logits)
+        top1 = tf.cast(tf.math.in_top_k(labels, logits, 1), tf.float32)
+        top5 = tf.cast(tf.math.in_top_k(labels, logits, min(5, self.num_classes)), tf.float32)
+        return {"loss": tf.reduce_sum(per_example * weights), "top1": tf.reduce_sum(top1 * weights),
+                "top5": tf.reduce_sum(top5 * weights), "count": tf.reduce_sum(weights)}
+
+    def eval_begin(self):
+        """Reset the host-side eval accumulators.
+
+        Example:
+            >>> task.eval_begin()
+        """
+        self._sums = {}
+
+    def eval_update(self, values):
+        """Add one global batch of reduced sums (numpy).
+
+        Example:
+            >>> task.eval_update({"loss": 3.0, "top1": 1.0, "top5": 2.0, "count": 4.0})
+        """
+        for k, v in values.items():
+            self._sums[k] = self._sums.get(k, 0.0) + float(v)
+
+    def eval_result(self):
+        """``{"loss", "top1", "top5"}`` means over the evaluated examples.
+
+        Example:
+            >>> task.eval_result()["top1"]
+        """
+        n = max(self._sums.get("count", 0.0), 1.0)
+        return {k: self._sums.get(k, 0.0) / n for k in ("loss", "top1", "top5")}
 
 
 def load_classification_data(dataset, data_dir, image_size, seed=0, manual_dir=None,

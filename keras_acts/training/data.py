@@ -9,7 +9,7 @@ Layout of an image folder (``root``)::
     root/val/<class_name>/...          (same class names)
 
 Unreadable images never stop a run: before decoding, every image's bytes are
-checked (:func:`image_file_check`: a JPEG, PNG, GIF, BMP or WebP signature and
+checked (:func:`images.image_file_check`: a JPEG, PNG, GIF, BMP or WebP signature and
 an intact end); a file that fails is skipped with a warning on stderr naming it
 and the reason, and enters its batch with weight 0 (so batches keep their size
 and a resumed epoch stays identical); the trainer reports how many were skipped
@@ -23,30 +23,25 @@ Example:
 """
 
 import os
-import sys
 
 import numpy as np
 import tensorflow as tf
 
 from keras_acts._extras import require
+from keras_acts.training.images import decode
+from keras_acts.training.images import guarded
+from keras_acts.training.pipeline import DataDirError
+from keras_acts.training.pipeline import SplitBatches
+from keras_acts.training.pipeline import check_splits
+from keras_acts.training.pipeline import eval_pipeline
+from keras_acts.training.pipeline import tfds_builder
+from keras_acts.training.pipeline import train_pipeline
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 FOLDER_LAYOUT = ("<root>/train/<class_name>/<image files> and <root>/val/<class_name>/<image files> "
                  f"(image files: {', '.join(IMAGE_EXTENSIONS)}; the same class folders in both)")
-
-
-class DataDirError(ValueError):
-    """A data directory is missing or does not have the expected layout.
-
-    Example:
-        >>> try:
-        ...     check_image_folder("/nonexistent")
-        ... except DataDirError as err:
-        ...     print(err)
-    """
-
 
 def _list_split(split_dir):
     if not os.path.isdir(split_dir):
@@ -94,136 +89,7 @@ def check_image_folder(root, splits=("train", "val")):
                 f"layout: {FOLDER_LAYOUT}.")
     return out
 
-
-# ---------------------------------------------------------------- readable images
-
-#: How far from the end of a file :func:`image_file_check` looks for the
-#: format's end marker (JPEG, PNG). Data appended after the marker is
-#: allowed up to this length; a valid file with more trailing data is skipped.
-TAIL_BYTES = 16384
-
-_JPEG, _PNG, _GIF, _BMP, _WEBP = "JPEG", "PNG", "GIF", "BMP", "WebP"
-
-
-def _bytes_at(raw, start, count):
-    """Little-endian unsigned integer of ``raw[start:start + count]`` (int64)."""
-    value = tf.zeros([], tf.int64)
-    for i in reversed(range(count)):
-        value = value * 256 + tf.cast(raw[start + i], tf.int64)
-    return value
-
-
-def _contains(raw, pattern):
-    """Whether the uint8 vector ``raw`` contains the byte string ``pattern``."""
-    count = tf.maximum(tf.size(raw) - len(pattern) + 1, 0)
-    hit = tf.ones([count], tf.bool)
-    for i, byte in enumerate(pattern):
-        hit = tf.logical_and(hit, tf.equal(raw[i:i + count], byte))
-    return tf.reduce_any(hit)
-
-
-def image_file_check(encoded):
-    """Cheap structural check of one encoded image file (graph ops on its
-    first 30 and last :data:`TAIL_BYTES` bytes; no decoding). Returns
-    ``(ok, reason)``: a scalar bool and, when not ok, a string saying why.
-
-    A file is ok when it starts with a JPEG, PNG, GIF, BMP or WebP signature
-    (what ``tf.io.decode_image`` recognises, whatever the file's extension)
-    and is complete: JPEG ends with its end-of-image marker ``FF D9``, PNG with
-    its ``IEND`` chunk (each within the last :data:`TAIL_BYTES`), GIF with its
-    trailer byte ``3B`` (TensorFlow also decodes a GIF that lacks only the
-    trailer; this check skips it), WebP holds the length its RIFF header
-    declares, and BMP has exactly the size its header implies (as
-    TensorFlow's decoder requires).
-    This catches empty files, text or HTML saved under an image name and
-    truncated copies; a file that passes can still hold a corrupt header
-    (:meth:`ClassificationData.find_unreadable` names those).
-
-    Example:
-        >>> ok, reason = image_file_check(tf.constant(b"hello"))
-        >>> bool(ok), reason.numpy()
-        (False, b'not a JPEG, PNG, GIF, BMP or WebP file')
-        >>> image = tf.zeros([4, 4, 3], tf.uint8)
-        >>> bool(image_file_check(tf.io.encode_png(image))[0])
-        True
-    """
-    encoded = tf.convert_to_tensor(encoded, tf.string)
-    n = tf.strings.length(encoded)
-    head = tf.io.decode_raw(tf.strings.substr(tf.strings.join(
-        [tf.strings.substr(encoded, 0, 30), b"\0" * 30]), 0, 30), tf.uint8)
-    tail = tf.io.decode_raw(tf.strings.substr(encoded, tf.maximum(n - TAIL_BYTES, 0),
-                                              TAIL_BYTES), tf.uint8)
-
-    def starts(sig):
-        return tf.reduce_all(tf.equal(head[:len(sig)], list(sig)))
-
-    n64 = tf.cast(n, tf.int64)
-    width, height, bpp = _bytes_at(head, 18, 4), _bytes_at(head, 22, 4), _bytes_at(head, 28, 2)
-    height = tf.where(height >= 2 ** 31, 2 ** 32 - height, height)  # signed: top-down rows
-    bmp_size = _bytes_at(head, 10, 4) + (bpp * width + 31) // 32 * 4 * height
-    formats = [
-        (_JPEG, starts(b"\xff\xd8\xff"), _contains(tail, b"\xff\xd9")),
-        (_PNG, starts(b"\x89PNG\r\n\x1a\n"), _contains(tail, b"IEND\xaeB`\x82")),
-        (_GIF, starts(b"GIF8"), tf.reduce_all(tf.equal(tail[-1:], 0x3B))),
-        (_WEBP, tf.logical_and(starts(b"RIFF"), tf.reduce_all(tf.equal(head[8:12], list(b"WEBP")))),
-         n64 >= _bytes_at(head, 4, 4) + 8),
-        (_BMP, starts(b"BM"), tf.equal(n64, bmp_size)),
-    ]
-    known = tf.reduce_any(tf.stack([sig for _, sig, _ in formats]))
-    reason = tf.constant("")
-    ok = tf.constant(False)
-    for name, sig, complete in reversed(formats):
-        ok = tf.where(sig, complete, ok)
-        reason = tf.where(sig, f"truncated {name} file (" + (
-            f"size differs from the {name} header's" if name in (_BMP, _WEBP) else
-            f"no {name} end marker in its last {TAIL_BYTES} bytes") + ")", reason)
-    reason = tf.where(known, reason, "not a JPEG, PNG, GIF, BMP or WebP file")
-    reason = tf.where(tf.equal(n, 0), "empty file", reason)
-    return tf.logical_and(ok, tf.greater(n, 0)), reason
-
-
-def readable_image(name, encoded):
-    """:func:`image_file_check` of ``encoded``; when it fails, prints
-    ``warning: skipping unreadable image <name>: <reason>`` on stderr (from
-    inside the input pipeline, so every time the file comes up). Returns the
-    scalar bool.
-
-    Example:
-        >>> bool(readable_image("a.jpg", tf.constant(b"")))   # prints the warning
-        False
-    """
-    ok, reason = image_file_check(encoded)
-
-    def warn():
-        tf.print("warning: skipping unreadable image", name, "-", reason, output_stream=sys.stderr)
-        return tf.constant(False)
-
-    return tf.cond(ok, lambda: tf.constant(True), warn)
-
-
-def guarded(name, encoded, preprocess, shape):
-    """``(preprocess(encoded), 1.0)`` when :func:`readable_image` accepts the
-    file, else ``(zeros(shape), 0.0)`` after its warning: the weight keeps the
-    skipped example out of the loss, metrics and counts while batches keep
-    their size.
-
-    Example:
-        >>> image, weight = guarded("a.jpg", tf.constant(b"text"), eval_preprocess, [8, 8, 3])
-        >>> float(weight)
-        0.0
-    """
-    ok = readable_image(name, encoded)
-    image = tf.cond(ok, lambda: preprocess(encoded), lambda: tf.zeros(shape, tf.float32))
-    return image, tf.cast(ok, tf.float32)
-
-
 # ---------------------------------------------------------------- augmentation
-
-def _decode(encoded):
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
-    return image
-
 
 def _normalize(image):
     image = tf.cast(image, tf.float32)
@@ -238,7 +104,7 @@ def train_preprocess(encoded, seed, image_size, area_range=(0.08, 1.0)):
     Example:
         >>> img = train_preprocess(tf.io.read_file("a.jpg"), tf.constant([1, 2]), 224)
     """
-    image = _decode(encoded)
+    image = decode(encoded)
     seeds = tf.random.experimental.stateless_split(seed, 2)
     begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
         tf.shape(image), bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
@@ -257,7 +123,7 @@ def eval_preprocess(encoded, image_size, crop_fraction=0.875):
     Example:
         >>> img = eval_preprocess(tf.io.read_file("a.jpg"), 224)
     """
-    image = _decode(encoded)
+    image = decode(encoded)
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
     scale = (image_size / crop_fraction) / tf.reduce_min(shape)
     new = tf.cast(tf.math.ceil(shape * scale), tf.int32)
@@ -269,91 +135,7 @@ def eval_preprocess(encoded, image_size, crop_fraction=0.875):
     image.set_shape([image_size, image_size, 3])
     return _normalize(image)
 
-
 # ---------------------------------------------------------------- datasets
-
-class SplitBatches:
-    """Batch arithmetic shared by the pipelines' data objects (which set
-    ``num_train`` and ``num_eval``).
-
-    Example:
-        >>> data.steps_per_epoch(256), data.eval_steps(256)
-    """
-
-    num_train = 0
-    num_eval = 0
-
-    def steps_per_epoch(self, global_batch_size):
-        """Full global batches in one pass over the training split.
-
-        Example:
-            >>> data.steps_per_epoch(256)
-        """
-        return max(self.num_train // global_batch_size, 1)
-
-    def eval_steps(self, global_batch_size):
-        """Global eval batches covering the split once (last one padded).
-
-        Example:
-            >>> data.eval_steps(64)
-        """
-        return -(-self.num_eval // global_batch_size)
-
-
-def train_pipeline(records, preprocess, global_batch_size, steps, *, epoch=0, skip_steps=0,
-                   input_context=None, seed=0, shuffle_buffer=1):
-    """One input pipeline's training batches for one epoch: ``records``
-    shuffled with seed ``(seed, epoch)`` (same order on a resumed epoch),
-    repeated, sharded by ``input_context``, ``steps`` global steps long with
-    the first ``skip_steps`` skipped, mapped by ``preprocess(record, key)``
-    (``key``: a per-example stateless seed ``(seed * 1000 + epoch, index)``),
-    batched at the per-replica batch size (remainder dropped), prefetched.
-
-    Example:
-        >>> ds = train_pipeline(records, lambda r, key: r, 64, steps=100, epoch=3)
-    """
-    ctx = input_context or tf.distribute.InputContext()
-    batch = ctx.get_per_replica_batch_size(global_batch_size)
-    per_pipeline = global_batch_size // ctx.num_input_pipelines
-    ds = records.shuffle(shuffle_buffer, seed=seed * 100003 + epoch,
-                         reshuffle_each_iteration=False)
-    ds = ds.repeat().enumerate()
-    if ctx.num_input_pipelines > 1:
-        ds = ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id)
-    ds = ds.take(steps * per_pipeline).skip(skip_steps * per_pipeline)
-
-    def prep(index, record):
-        key = tf.stack([tf.cast(seed * 1000 + epoch, tf.int64), index])
-        return preprocess(record, key)
-
-    ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE)
-    return _no_autoshard(ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
-
-
-def eval_pipeline(records, preprocess, num_examples, global_batch_size, input_context=None):
-    """One input pipeline's eval batches ``(*outputs, weight)`` where
-    ``preprocess(record)`` returns ``(*outputs, weight)``: the
-    ``num_examples`` records padded with weight-0 repeats to whole global
-    batches, so every replica gets full batches (exact metrics, static
-    shapes); the padding's weights are set to 0.
-
-    Example:
-        >>> ds = eval_pipeline(records, lambda r: (r, 1.0), 50000, 256)
-    """
-    ctx = input_context or tf.distribute.InputContext()
-    batch = ctx.get_per_replica_batch_size(global_batch_size)
-    padded = -(-num_examples // global_batch_size) * global_batch_size
-    ds = records.repeat().take(padded).enumerate()
-    if ctx.num_input_pipelines > 1:
-        ds = ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id)
-
-    def prep(index, record):
-        *out, weight = preprocess(record)
-        return (*out, weight * tf.cast(index < num_examples, tf.float32))
-
-    ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE)
-    return _no_autoshard(ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
-
 
 def _read_file(record):
     path, label = record
@@ -431,7 +213,7 @@ class ClassificationData(SplitBatches):
         same order :meth:`train_dataset` reads; no augmentation) and return
         ``[(name, error message)]`` for those that fail. Used after a decoding
         error stopped training, to name the file (a file can pass
-        :func:`image_file_check` and still be undecodable, e.g. with a corrupt
+        :func:`images.image_file_check` and still be undecodable, e.g. with a corrupt
         header).
 
         Example:
@@ -449,7 +231,7 @@ class ClassificationData(SplitBatches):
         for batch_names, batch_encoded in ds.take(1):
             for name, encoded in zip(batch_names.numpy(), batch_encoded.numpy()):
                 try:
-                    _decode(encoded)
+                    decode(encoded)
                 except tf.errors.OpError as err:
                     bad.append((name.decode(errors="replace"), err.message.strip()))
         return bad
@@ -473,14 +255,6 @@ class ClassificationData(SplitBatches):
         return eval_pipeline(self._eval_records(), preprocess, self.num_eval, global_batch_size,
                              input_context)
 
-
-def _no_autoshard(ds):
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    options.deterministic = True
-    return ds.with_options(options)
-
-
 def image_folder_data(root, image_size=224, seed=0, train_split="train", eval_split="val"):
     """:class:`ClassificationData` over an image-folder tree (validated first
     with :func:`check_image_folder`; raises :class:`DataDirError`).
@@ -502,51 +276,6 @@ def image_folder_data(root, image_size=224, seed=0, train_split="train", eval_sp
                               num_classes=len(classes), num_train=len(tr_paths),
                               num_eval=len(ev_paths), image_size=image_size,
                               class_names=classes, seed=seed)
-
-
-def tfds_builder(name, data_dir=None, manual_dir=None, download=False):
-    """The prepared TFDS builder ``name`` under ``data_dir``. With
-    ``download=True`` it is prepared first (``manual_dir`` holds the archives of
-    manual datasets such as ``imagenet2012``); otherwise a missing dataset
-    raises :class:`DataDirError` naming ``data_dir`` and what to do.
-
-    Example:
-        >>> builder = tfds_builder("imagenet2012", data_dir="/data/tfds")
-    """
-    tfds = require("tensorflow_datasets", feature="TFDS input")
-
-    if data_dir is not None and not os.path.isdir(data_dir):
-        raise DataDirError(f"TFDS data directory {data_dir!r} does not exist. Expected "
-                           f"layout: <data_dir>/{name.split('/')[0]}/<config>/<version>/ "
-                           "as written by `tfds build` / download_and_prepare.")
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except Exception as err:  # noqa: BLE001 - unknown names, bad versions
-        raise DataDirError(f"Cannot open TFDS dataset {name!r} in {data_dir!r}: {err}") from err
-    if download:
-        config = tfds.download.DownloadConfig(manual_dir=manual_dir)
-        builder.download_and_prepare(download_config=config)
-    elif not tf.io.gfile.exists(os.path.join(builder.data_dir, "dataset_info.json")):
-        raise DataDirError(
-            f"TFDS dataset {name!r} is not prepared in {data_dir!r} (looked for "
-            f"{builder.data_dir!r}/dataset_info.json). Expected layout: "
-            f"<data_dir>/{name.split('/')[0]}/<config>/<version>/ as written by `tfds build "
-            f"{name} --data_dir {data_dir}` (for imagenet2012 put the archives in "
-            "--manual_dir), or pass --download.")
-    return builder
-
-
-def check_splits(builder, name, data_dir, splits):
-    """Raise :class:`DataDirError` unless the TFDS ``builder`` has every split.
-
-    Example:
-        >>> check_splits(builder, "voc/2007", "/data/tfds", ("train", "validation"))
-    """
-    for split in splits:
-        if split not in builder.info.splits:
-            raise DataDirError(f"TFDS dataset {name!r} in {data_dir!r} has no split {split!r} "
-                               f"(it has {sorted(builder.info.splits)}).")
-
 
 def tfds_data(name, data_dir=None, image_size=224, seed=0, train_split="train",
               eval_split="validation", image_key="image", label_key="label",

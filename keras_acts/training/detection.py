@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from keras_acts._extras import require
 
-from keras_acts.training import data as data_lib
+from keras_acts.training import pipeline
 from keras_acts.training.models import build_backbone
 from keras_acts.training.options import DETECTORS
 from keras_acts.training.options import DetectionOptions
@@ -28,7 +28,7 @@ BOX_FORMAT = "xyxy"
 
 # ---------------------------------------------------------------- data
 
-class DetectionData(data_lib.SplitBatches):
+class DetectionData(pipeline.SplitBatches):
     """A TFDS detection dataset as dense padded batches for ``tf.distribute``:
     ``images`` (float32 in [0, 255], resized to ``image_size`` square) and
     ``{"boxes": [B, max_boxes, 4] xyxy pixels, "classes": [B, max_boxes]}``
@@ -44,15 +44,15 @@ class DetectionData(data_lib.SplitBatches):
                  train_split="train", eval_split="validation", download=False):
         tfds = require("tensorflow_datasets", feature="the detection pipeline")
 
-        self.builder = data_lib.tfds_builder(name, data_dir, download=download)
-        data_lib.check_splits(self.builder, name, data_dir, (train_split, eval_split))
+        self.builder = pipeline.tfds_builder(name, data_dir, download=download)
+        pipeline.check_splits(self.builder, name, data_dir, (train_split, eval_split))
         info = self.builder.info
         try:
             objects = info.features["objects"]
             label_feature = objects["label"]
             objects["bbox"]  # noqa: B018 - presence check
         except (KeyError, TypeError):
-            raise data_lib.DataDirError(
+            raise pipeline.DataDirError(
                 f"TFDS dataset {name!r} in {data_dir!r} is not a detection dataset: expected "
                 "features 'image' and 'objects' with 'bbox' and 'label' (like voc / coco).") from None
         self.num_classes = label_feature.num_classes
@@ -97,7 +97,7 @@ class DetectionData(data_lib.SplitBatches):
         Example:
             >>> ds = data.train_dataset(16, epoch=2, skip_steps=5)
         """
-        return data_lib.train_pipeline(
+        return pipeline.train_pipeline(
             self._records(self._splits[0], epoch),
             lambda record, key: self._prepare(*record, flip_seed=key), global_batch_size,
             steps or self.steps_per_epoch(global_batch_size), epoch=epoch,
@@ -111,7 +111,7 @@ class DetectionData(data_lib.SplitBatches):
         Example:
             >>> for images, targets, weights in data.eval_dataset(16): ...
         """
-        return data_lib.eval_pipeline(self._records(self._splits[1]),
+        return pipeline.eval_pipeline(self._records(self._splits[1]),
                                       lambda record: (*self._prepare(*record), 1.0),
                                       self.num_eval, global_batch_size, input_context)
 
@@ -132,7 +132,8 @@ def build_detector(detector, backbone, activation, num_classes, image_size, sour
     """
     keras_cv = require("keras_cv", feature="the detection pipeline")
 
-    bb = build_backbone(backbone, activation, (image_size, image_size, 3), source, **act_kwargs)
+    bb = build_backbone(backbone, activation, (image_size, image_size, 3), source,
+                        **act_kwargs)
     if not getattr(bb, "pyramid_level_inputs", None):
         raise ValueError(f"Backbone {backbone!r} ({source}) has no `pyramid_level_inputs`, "
                          "which keras-cv detectors need; use a detector backbone such as "
@@ -173,6 +174,8 @@ def build_compiled_loss(model):
         >>> with strategy.scope():
         ...     build_compiled_loss(model)
     """
+    # private: moved to keras_acts/_private.py by the lead (Keras' CompileLoss
+    # and its _user_loss have no public handle)
     compile_loss = getattr(model, "_compile_loss", None)
     if compile_loss is None or compile_loss.built:
         return

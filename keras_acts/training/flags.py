@@ -108,7 +108,7 @@ def parse_options(options_cls, argv=None, description=None):
 
 def run_main(train_fn, options):
     """The body of an example script's ``main``: ``train_fn(options)``; a
-    :class:`data.DataDirError` is printed to stderr (exit status 2),
+    :class:`pipeline.DataDirError` is printed to stderr (exit status 2),
     success prints the final step and weights path (exit status 0).
 
     Example:

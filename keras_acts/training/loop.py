@@ -5,7 +5,7 @@ with a progress bar (loss, accuracy, learning rate, images/s), TensorBoard
 logs, periodic evaluation, resumable checkpoints and the PWLU phase-I switch at
 an epoch boundary.
 
-What a task supplies (see :class:`ClassificationTask`): ``train_step`` (the
+What a task supplies (see :class:`classification.ClassificationTask`): ``train_step`` (the
 replica's loss, already divided by the global batch size, and a dict of
 per-replica sums to report; a ``"skipped"`` sum counts examples the input
 pipeline could not read, reported at each epoch's end), ``eval_step`` (a dict
@@ -22,139 +22,21 @@ Example:
 
 import os
 import time
-import weakref
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tensorflow.core.framework import summary_pb2
-
 from keras_acts.training.checkpoint import TrainingCheckpoint
 from keras_acts.callbacks import realign_pwlu
 from keras_acts.training.optim import current_learning_rate
 from keras_acts.training.strategy import is_chief
+from keras_acts.training.strategy import sync_replica_state
 
-_SCALAR_METADATA = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
-
-
-class ClassificationTask:
-    """Softmax cross-entropy with label smoothing; reports loss and top-1
-    accuracy while training, loss / top-1 / top-5 at evaluation. Batches are
-    ``(images, labels)`` for training and ``(images, labels, weights)`` for eval.
-
-    Example:
-        >>> task = ClassificationTask(num_classes=1000, label_smoothing=0.1)
-    """
-
-    gather_eval = False
-    train_metrics = ("loss", "acc")
-
-    def __init__(self, num_classes, label_smoothing=0.0):
-        self.num_classes = int(num_classes)
-        self.label_smoothing = float(label_smoothing)
-
-    def _losses(self, labels, logits):
-        onehot = tf.one_hot(labels, self.num_classes, dtype=tf.float32)
-        return keras.losses.categorical_crossentropy(
-            onehot, tf.cast(logits, tf.float32), from_logits=True,
-            label_smoothing=self.label_smoothing)
-
-    def train_step(self, model, batch, global_batch_size):
-        """Replica loss (weighted sum / global batch) and report sums. Batches
-        are ``(images, labels, weights)``; weight-0 examples (unreadable images
-        the pipeline skipped) add nothing to the loss or the metrics and are
-        counted under ``"skipped"``.
-
-        Example:
-            >>> loss, sums = task.train_step(model, (x, y, w), 256)
-        """
-        images, labels, weights = batch
-        logits = model(images, training=True)
-        per_example = self._losses(labels, logits) * weights
-        loss = tf.reduce_sum(per_example) / global_batch_size
-        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels),
-                          tf.float32)
-        count = tf.reduce_sum(weights)
-        return loss, {"loss": tf.reduce_sum(per_example), "acc": tf.reduce_sum(correct * weights),
-                      "count": count, "skipped": tf.reduce_sum(1.0 - weights)}
-
-    def eval_step(self, model, batch):
-        """Weighted sums of loss, top-1 and top-5 hits, and the weight.
-
-        Example:
-            >>> sums = task.eval_step(model, (x, y, w))
-        """
-        images, labels, weights = batch
-        logits = tf.cast(model(images, training=False), tf.float32)
-        per_example = self._losses(labels, logits)
-        top1 = tf.cast(tf.math.in_top_k(labels, logits, 1), tf.float32)
-        top5 = tf.cast(tf.math.in_top_k(labels, logits, min(5, self.num_classes)), tf.float32)
-        return {"loss": tf.reduce_sum(per_example * weights), "top1": tf.reduce_sum(top1 * weights),
-                "top5": tf.reduce_sum(top5 * weights), "count": tf.reduce_sum(weights)}
-
-    def eval_begin(self):
-        """Reset the host-side eval accumulators.
-
-        Example:
-            >>> task.eval_begin()
-        """
-        self._sums = {}
-
-    def eval_update(self, values):
-        """Add one global batch of reduced sums (numpy).
-
-        Example:
-            >>> task.eval_update({"loss": 3.0, "top1": 1.0, "top5": 2.0, "count": 4.0})
-        """
-        for k, v in values.items():
-            self._sums[k] = self._sums.get(k, 0.0) + float(v)
-
-    def eval_result(self):
-        """``{"loss", "top1", "top5"}`` means over the evaluated examples.
-
-        Example:
-            >>> task.eval_result()["top1"]
-        """
-        n = max(self._sums.get("count", 0.0), 1.0)
-        return {k: self._sums.get(k, 0.0) / n for k in ("loss", "top1", "top5")}
-
-
-_SYNC_CACHE = weakref.WeakKeyDictionary()
-
-
-def sync_replica_state(strategy, model):
-    """Average every float non-trainable variable (BN moving statistics,
-    ...) over all replicas and workers, so every replica holds the same
-    state. Keras 3's BatchNormalization updates its moving statistics per
-    replica under ``strategy.run``; the trainer calls this before each
-    checkpoint, evaluation and at the end. Collective: every worker must call
-    it. A no-op with one replica.
-
-    Example:
-        >>> sync_replica_state(strategy, model)
-    """
-    if strategy.num_replicas_in_sync <= 1:
-        return
-    cached = _SYNC_CACHE.get(model)
-    if cached is None or cached[0] is not strategy:
-        variables = [v for v in model.non_trainable_variables
-                     if v.dtype in ("float16", "bfloat16", "float32", "float64")
-                     and getattr(getattr(v, "value", v), "synchronization", None)
-                     != tf.VariableSynchronization.ON_READ]
-
-        def replica_fn():
-            ctx = tf.distribute.get_replica_context()
-            values = ctx.all_reduce(tf.distribute.ReduceOp.MEAN,
-                                    [tf.identity(tf.convert_to_tensor(v)) for v in variables])
-            for v, value in zip(variables, values):
-                v.assign(value)
-
-        fn = tf.function(lambda: strategy.run(replica_fn)) if variables else (lambda: None)
-        cached = (strategy, fn)
-        _SYNC_CACHE[model] = cached
-    cached[1]()
+# What tf.summary.scalar writes (the scalars plugin's metadata): tf.summary.scalar
+# itself lives in the tensorboard package, which TensorFlow 2.21 does not install.
+_SCALAR_METADATA = tf.compat.v1.SummaryMetadata(
+    plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"))
 
 
 class Trainer:
@@ -274,8 +156,6 @@ class Trainer:
             return
         with writer.as_default(step=step):
             for k, v in values.items():
-                # tf.summary.write with the scalars plugin's metadata: what
-                # tf.summary.scalar writes, without needing tensorboard installed.
                 tf.summary.write(k.replace("/", "_per_"), tf.constant(float(v), tf.float32),
                                  metadata=_SCALAR_METADATA)
         writer.flush()

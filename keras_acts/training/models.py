@@ -1,44 +1,68 @@
-"""Models for the pipelines: an activation factory over keras_acts' registry,
-a tiny CNN for tests and smoke runs, and a classifier = backbone + head built
-through ``keras_acts.backbones.build`` for the real networks.
+"""Models for the pipelines and the training-step benchmark: name -> fresh
+activation layer over keras_acts' registry (Keras names as
+``keras.layers.Activation``), tiny backbones for tests and smoke runs, and the
+one classifier = backbone + head, built through ``keras_acts.backbones.build``
+for the real networks.
 
 Example:
     >>> model = build_classifier("tiny_cnn", "pwlu", num_classes=10, image_size=32)
+    >>> model.output_shape
+    (None, 10)
 """
 
 import keras
 
-ACTIVATIONS = ("pwlu", "acon_c", "meta_acon", "serf")
-
-
-def activation_factory(name, **kwargs):
-    """A zero-argument callable returning a fresh activation layer per call.
-
-    ``name`` is one of keras_acts' activations ("pwlu", "acon_c",
-    "meta_acon", "serf"; ``kwargs`` go to the layer's constructor, e.g.
-    ``phase1_steps`` for PWLU) or any Keras activation name ("relu",
-    "swish", ...; ``kwargs`` ignored) for baselines.
+def make_activation(activation, /, **kwargs):
+    """A fresh activation layer for ``activation`` (a name): one of keras_acts' activations
+    (``keras_acts.get(activation, **kwargs)``, e.g. ``phase1_steps`` for PWLU) or,
+    for any other activation name Keras knows (baselines: ``"relu"``,
+    ``"swish"``, ...), ``keras.layers.Activation(activation, **kwargs)``. The one
+    name -> layer lookup of the pipelines and ``benchmarks/train_step.py``.
 
     Example:
-        >>> make = activation_factory("pwlu", phase1_steps=5000)
-        >>> layer = make()
+        >>> type(make_activation("pwlu", phase1_steps=5)).__name__
+        'PWLU'
+        >>> make_activation("relu", name="act").name
+        'act'
     """
-    if name not in ACTIVATIONS:
-        keras.activations.get(name)  # validates the name
-        return lambda: keras.layers.Activation(name)
-    import keras_acts
+    from keras_acts.registry import get
 
-    keras_acts.get(name, **kwargs)  # validates name and arguments now
-    return lambda: keras_acts.get(name, **kwargs)
+    if not isinstance(activation, str) or _is_ours(activation):
+        return get(activation, **kwargs)
+    try:
+        keras.activations.get(activation)
+    except ValueError:
+        raise ValueError(f"Unknown activation {activation!r}; allowed: keras_acts' activations "
+                         f"{sorted(_registry_names())} or an activation name Keras knows "
+                         "('relu', 'swish', ...).") from None
+    return keras.layers.Activation(activation, **kwargs)
+
+
+def _is_ours(name):
+    from keras_acts.registry import get
+
+    try:
+        get(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _registry_names():
+    from keras_acts.registry import LAYERS
+
+    return LAYERS
 
 
 def tiny_cnn(input_shape, activation, width=8, name="tiny_cnn"):
     """A 3-stage conv-BN-activation feature extractor (for tests and smoke
-    runs): ``activation`` is a factory (see :func:`activation_factory`).
+    runs): ``activation`` is a zero-argument factory of fresh layers.
     Returns a functional ``keras.Model`` with a 4-D feature-map output.
 
     Example:
-        >>> backbone = tiny_cnn((32, 32, 3), activation_factory("serf"))
+        >>> backbone = tiny_cnn((32, 32, 3), lambda: make_activation("serf"))
+        >>> backbone.output_shape
+        (None, 4, 4, 32)
     """
     inputs = keras.Input(input_shape)
     x = inputs
@@ -55,7 +79,7 @@ def tiny_pyramid_backbone(input_shape, activation, width=8):
     (P3-P5 layer names) as keras-cv detectors expect; for tests and smoke runs.
 
     Example:
-        >>> bb = tiny_pyramid_backbone((64, 64, 3), activation_factory("serf"))
+        >>> bb = tiny_pyramid_backbone((64, 64, 3), lambda: make_activation("serf"))
         >>> bb.pyramid_level_inputs["P5"]
         'P5'
     """
@@ -76,61 +100,70 @@ def tiny_pyramid_backbone(input_shape, activation, width=8):
 TINY_BACKBONES = {"tiny_cnn": tiny_cnn, "tiny_pyramid": tiny_pyramid_backbone}
 
 
-def swap_activation(activation, **act_kwargs):
-    """The ``activation`` argument for ``keras_acts.backbones.build``: a
-    keras_acts layer used as a template (cloned per site with the site's name,
-    dtype and channel axis, so ``act_kwargs`` such as PWLU's ``phase1_steps``
-    reach every layer), or, for a Keras activation name (baselines), a
-    factory ``f(site)`` of ``keras.layers.Activation`` layers.
-
-    Example:
-        >>> template = swap_activation("pwlu", phase1_steps=5000)
-    """
-    if activation in ACTIVATIONS:
-        import keras_acts
-
-        return keras_acts.get(activation, **act_kwargs)
-    keras.activations.get(activation)  # validates the name
-    return lambda site: keras.layers.Activation(activation, name=site.name)
+def _backbone_activation(activation, **act_kwargs):
+    """The ``activation`` argument of ``keras_acts.backbones.build``: our
+    layer as a template (cloned per site with the site's name, dtype and
+    channel axis, so ``act_kwargs`` such as PWLU's ``phase1_steps`` reach every
+    site), or for a Keras name a factory ``f(site)`` of named
+    ``keras.layers.Activation`` layers."""
+    layer = make_activation(activation, **act_kwargs)  # validates name and arguments now
+    if isinstance(layer, keras.layers.Activation):
+        return lambda site: make_activation(activation, name=site.name, **act_kwargs)
+    return layer
 
 
-def build_backbone(name, activation, input_shape, source="keras_hub", **act_kwargs):
-    """Feature extractor ``name`` with activation ``activation``:
+def build_backbone(name, activation, input_shape, source="keras_hub", match=None,
+                   **act_kwargs):
+    """Feature extractor ``name`` with activation ``activation`` (see
+    :func:`make_activation`; ``None``: the backbone's own activations):
     ``"tiny_cnn"`` / ``"tiny_pyramid"`` are built here, anything else by
     ``keras_acts.backbones.builders.build(name, activation=..., source=...,
-    input_shape=...)`` (random weights; nothing is downloaded). Detector backbones expose
-    ``pyramid_level_inputs``.
+    input_shape=..., match=...)`` (random weights; nothing is downloaded).
+    Detector backbones expose ``pyramid_level_inputs``.
 
     Example:
-        >>> backbone = build_backbone("resnet50", "meta_acon", (224, 224, 3))
+        >>> backbone = build_backbone("tiny_cnn", "meta_acon", (32, 32, 3))
+        >>> backbone = build_backbone("resnet50", "meta_acon", (224, 224, 3))  # doctest: +SKIP
         >>> backbone = build_backbone("yolo_v8_xs", "pwlu", (64, 64, 3), "keras_cv",
-        ...                           phase1_steps=100)
+        ...                           phase1_steps=100)  # doctest: +SKIP
     """
     if name in TINY_BACKBONES:
-        return TINY_BACKBONES[name](input_shape, activation_factory(activation, **act_kwargs))
+        if activation is None:
+            raise ValueError(f"backbone {name!r} has no activation of its own; pass one of "
+                             f"{sorted(_registry_names())} or a Keras activation name.")
+        make_activation(activation, **act_kwargs)  # validates name and arguments now
+        return TINY_BACKBONES[name](input_shape,
+                                    lambda: make_activation(activation, **act_kwargs))
     from keras_acts.backbones.builders import build
 
-    return build(name, activation=swap_activation(activation, **act_kwargs), source=source,
-                 input_shape=input_shape)
+    swapped = None if activation is None else _backbone_activation(activation, **act_kwargs)
+    return build(name, activation=swapped, source=source, input_shape=input_shape, match=match)
 
 
 def build_classifier(backbone, activation, num_classes, image_size=224, source="keras_hub",
-                     dropout=0.0, **act_kwargs):
-    """Backbone (see :func:`build_backbone`) + global average pooling +
-    (dropout) + dense softmax-logits head kept in float32 under mixed
-    precision. Returns a functional ``keras.Model`` mapping NHWC float
-    images to ``num_classes`` logits.
+                     dropout=0.0, match=None, **act_kwargs):
+    """Backbone (see :func:`build_backbone`; ``activation=None`` keeps its
+    own, ``match`` selects which sites are swapped) + global average pooling
+    (of the last feature map when the backbone returns a dict of levels) +
+    (dropout) + dense logits head kept in float32 under mixed precision.
+    Returns a functional ``keras.Model`` mapping NHWC float images to
+    ``num_classes`` logits. The pipelines' and ``benchmarks/train_step.py``'s
+    classifier.
 
     Example:
-        >>> model = build_classifier("resnet18", "pwlu", 1000, 224, phase1_steps=25000)
+        >>> model = build_classifier("tiny_cnn", "pwlu", 10, 32, phase1_steps=100)
+        >>> model.output_shape, model.layers[-1].dtype_policy.name
+        ((None, 10), 'float32')
     """
     input_shape = (image_size, image_size, 3)
-    features = build_backbone(backbone, activation, input_shape, source, **act_kwargs)
+    features = build_backbone(backbone, activation, input_shape, source, match, **act_kwargs)
     inputs = keras.Input(input_shape, name="images")
     x = features(inputs)
+    if isinstance(x, dict):
+        x = x[sorted(x)[-1]]
     if len(x.shape) == 4:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
-    return keras.Model(inputs, logits, name=f"{backbone}_{activation}_classifier")
+    return keras.Model(inputs, logits, name=f"{backbone}_{activation or 'original'}_classifier")

@@ -21,6 +21,13 @@ def is_keras_acts_layer(layer):
     return type(layer).__module__.startswith("keras_acts.")
 
 
+def _all_layers(model):
+    """Every layer of ``model``, nested models' layers included (Keras has no
+    public recursive walk)."""
+    # private: moved to keras_acts/_private.py by the lead
+    return model._flatten_layers(include_self=False, recursive=True)
+
+
 def weight_decay_exclusions(model, exclude_bias=False):
     """Variables that must not be weight-decayed: every weight of a
     normalization layer (BN, LN, GN; gamma and beta) and of a keras_acts
@@ -40,7 +47,7 @@ def weight_decay_exclusions(model, exclude_bias=False):
                 seen.add(id(v))
                 out.append(v)
 
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in _all_layers(model):
         if isinstance(layer, _NORM_TYPES) or is_keras_acts_layer(layer):
             add(layer.trainable_weights)
     if exclude_bias:
@@ -81,8 +88,6 @@ def current_learning_rate(optimizer):
         >>> current_learning_rate(keras.optimizers.SGD(0.1))
         0.1
     """
-    inner = getattr(optimizer, "inner_optimizer", optimizer)
-    lr = inner._learning_rate
-    if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
-        return float(lr(inner.iterations))
-    return float(keras.ops.convert_to_numpy(inner.learning_rate))
+    # ``learning_rate`` evaluates a schedule at ``iterations`` (a LossScaleOptimizer
+    # forwards it to its inner optimizer).
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))

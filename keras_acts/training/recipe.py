@@ -14,7 +14,7 @@ import os
 import keras
 import tensorflow as tf
 
-from keras_acts.training.data import DataDirError
+from keras_acts.training.pipeline import DataDirError
 from keras_acts.training.loop import Trainer
 from keras_acts.training.optim import make_sgd
 from keras_acts.training.schedules import WarmupDecay

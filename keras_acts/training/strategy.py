@@ -1,6 +1,6 @@
-"""Creating a ``tf.distribute`` strategy from a name, and the small facts a
+"""Creating a ``tf.distribute`` strategy from a name, the small facts a
 training loop needs about it (chief or not, worker-private directories,
-mixed-precision policy).
+mixed-precision policy), and averaging replica-local state across replicas.
 
 Example:
     >>> from keras_acts.training import strategy as st
@@ -11,6 +11,7 @@ Example:
 
 import json
 import os
+import weakref
 
 import keras
 import tensorflow as tf
@@ -80,24 +81,16 @@ def task_info(strategy):
 
 
 def is_chief(strategy):
-    """True on the process that writes logs and the real checkpoints: every
-    process but the non-chief workers of a multi-worker cluster.
+    """True on the process that writes logs and the real checkpoints
+    (``strategy.extended.should_checkpoint``): every process but the
+    non-chief workers of a multi-worker cluster (the chief, or worker 0 when
+    the cluster has no chief).
 
     Example:
         >>> is_chief(tf.distribute.get_strategy())
         True
     """
-    task_type, task_id = task_info(strategy)
-    if task_type == "chief":
-        return True
-    resolver = getattr(strategy, "cluster_resolver", None)
-    has_chief = False
-    if resolver is not None and task_type is not None:
-        try:
-            has_chief = "chief" in resolver.cluster_spec().as_dict()
-        except Exception:  # noqa: BLE001 - resolvers without a cluster spec
-            has_chief = False
-    return (not has_chief) and task_type in ("worker", None) and task_id == 0
+    return bool(strategy.extended.should_checkpoint)
 
 
 def worker_dir(base_dir, strategy):
@@ -132,3 +125,39 @@ def set_mixed_precision(enabled, strategy_name="default"):
         policy = "mixed_float16"
     keras.mixed_precision.set_global_policy(policy)
     return policy
+
+
+_SYNC_CACHE = weakref.WeakKeyDictionary()
+
+
+def sync_replica_state(strategy, model):
+    """Average every float non-trainable variable (BN moving statistics,
+    ...) over all replicas and workers, so every replica holds the same
+    state. Keras 3's BatchNormalization updates its moving statistics per
+    replica under ``strategy.run``; the trainer calls this before each
+    checkpoint, evaluation and at the end. Collective: every worker must call
+    it. A no-op with one replica.
+
+    Example:
+        >>> sync_replica_state(strategy, model)
+    """
+    if strategy.num_replicas_in_sync <= 1:
+        return
+    cached = _SYNC_CACHE.get(model)
+    if cached is None or cached[0] is not strategy:
+        variables = [v for v in model.non_trainable_variables
+                     if v.dtype in ("float16", "bfloat16", "float32", "float64")
+                     and getattr(getattr(v, "value", v), "synchronization", None)
+                     != tf.VariableSynchronization.ON_READ]
+
+        def replica_fn():
+            ctx = tf.distribute.get_replica_context()
+            values = ctx.all_reduce(tf.distribute.ReduceOp.MEAN,
+                                    [tf.identity(tf.convert_to_tensor(v)) for v in variables])
+            for v, value in zip(variables, values):
+                v.assign(value)
+
+        fn = tf.function(lambda: strategy.run(replica_fn)) if variables else (lambda: None)
+        cached = (strategy, fn)
+        _SYNC_CACHE[model] = cached
+    cached[1]()

@@ -284,8 +284,7 @@ def test_bn_recalibration_runs_after_training_before_final_weights(image_folder,
     def fake(model, dataset, steps):
         batches = list(dataset.take(steps))
         calls.append((model, steps, [tuple(b.shape) for b in batches]))
-        bn = next(l for l in model._flatten_layers() if isinstance(
-            l, keras.layers.BatchNormalization))
+        bn = model.get_layer("tiny_cnn").get_layer("bn0")
         bn.moving_mean.assign(keras.ops.full(bn.moving_mean.shape, 42.0))
 
     monkeypatch.setattr(callbacks, "recalibrate_batch_norm", fake, raising=False)
