@@ -5,9 +5,14 @@ PWLU phase handling) and the two recipes (classification, detection).
 
 Example:
     >>> from keras_acts import training
-    >>> opts = training.ClassificationOptions(data_dir="/data/imagenet", model_dir="/tmp/run",
-    ...                                       backbone="resnet50", activation="meta_acon")
+    >>> from keras_acts.training.synthetic import write_image_folder
+    >>> opts = training.ClassificationOptions(
+    ...     data_dir=write_image_folder("images", num_classes=2, per_class=4, val_per_class=2),
+    ...     model_dir="run", backbone="tiny_cnn", activation="meta_acon", image_size=16,
+    ...     batch_size=4, epochs=1, verbose=0)
     >>> out = training.train_classifier(opts)
+    >>> out["final_step"], len(training.pwlu_layers(out["model"]))
+    (2, 0)
 """
 
 from keras_acts._extras import require

@@ -8,10 +8,15 @@ Under multi-worker training every worker saves (saving is collective); only the
 chief's copy is kept in ``<dir>``, the others go to ``<dir>/workers/...``.
 
 Example:
-    >>> ckpt = TrainingCheckpoint("/tmp/run/checkpoints", strategy, model=model,
-    ...                           optimizer=optimizer)
-    >>> start_step = ckpt.restore()     # 0 when there is none
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> ckpt = TrainingCheckpoint("run/checkpoints", model=model)
+    >>> ckpt.restore()     # 0 when there is none
+    0
     >>> ckpt.save(step=1000)
+    'run/checkpoints/ckpt-1000'
+    >>> TrainingCheckpoint("run/checkpoints", model=model).restore()
+    1000
 """
 
 import os
@@ -31,8 +36,14 @@ class TrainingCheckpoint:
     slots restore immediately.
 
     Example:
-        >>> ckpt = TrainingCheckpoint("/tmp/ckpts", strategy, model=m, optimizer=o)
+        >>> import keras
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        >>> optimizer = keras.optimizers.SGD(0.1, momentum=0.9)
+        >>> optimizer.build(model.trainable_variables)
+        >>> ckpt = TrainingCheckpoint("ckpts", tf.distribute.get_strategy(), model=model,
+        ...                           optimizer=optimizer)
         >>> ckpt.restore(), ckpt.save(10), ckpt.latest
+        (0, 'ckpts/ckpt-10', 'ckpts/ckpt-10')
     """
 
     def __init__(self, directory, strategy=None, max_to_keep=3, **objects):
@@ -51,8 +62,11 @@ class TrainingCheckpoint:
         """Path of the latest checkpoint in the chief's directory, or ``None``.
 
         Example:
-            >>> ckpt.latest
-            '/tmp/ckpts/ckpt-1000'
+            >>> ckpt = TrainingCheckpoint("latest", weight=tf.Variable(1.0))
+            >>> ckpt.latest is None
+            True
+            >>> ckpt.save(1000) == ckpt.latest == 'latest/ckpt-1000'
+            True
         """
         return tf.train.latest_checkpoint(self.directory)
 
@@ -62,7 +76,13 @@ class TrainingCheckpoint:
         step, 0 when there is no checkpoint.
 
         Example:
-            >>> step = ckpt.restore()
+            >>> weight = tf.Variable(1.0)
+            >>> ckpt = TrainingCheckpoint("restore", weight=weight)
+            >>> ckpt.save(7)
+            'restore/ckpt-7'
+            >>> _ = weight.assign(5.0)
+            >>> ckpt.restore(), float(weight.numpy())
+            (7, 1.0)
         """
         path = self.latest or tf.train.latest_checkpoint(self.write_dir)
         if path is None:
@@ -75,7 +95,8 @@ class TrainingCheckpoint:
         Returns its path on this worker.
 
         Example:
-            >>> ckpt.save(500)
+            >>> TrainingCheckpoint("save", weight=tf.Variable(1.0)).save(500)
+            'save/ckpt-500'
         """
         self.step.assign(int(step))
         path = self.manager.save(checkpoint_number=int(step))
@@ -85,7 +106,7 @@ class TrainingCheckpoint:
         """Remove this worker's throw-away copies (non-chief workers only).
 
         Example:
-            >>> ckpt.cleanup()
+            >>> TrainingCheckpoint("cleanup", weight=tf.Variable(1.0)).cleanup()  # chief: no-op
         """
         if not self.chief and os.path.isdir(self.write_dir):
             shutil.rmtree(self.write_dir, ignore_errors=True)

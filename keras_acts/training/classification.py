@@ -5,8 +5,10 @@ weights. ``examples/imagenet/train.py`` is a thin CLI over :func:`train_classifi
 :class:`ClassificationTask` is what the loop (:class:`loop.Trainer`) runs.
 
 Example:
-    >>> result = train_classifier(data_dir="/data/imagenet", model_dir="/tmp/run",
-    ...                           backbone="resnet18", activation="pwlu")
+    >>> opts = ClassificationOptions(data_dir="/data/imagenet", model_dir="/tmp/run",
+    ...                              backbone="resnet18", activation="pwlu")
+    >>> opts.epochs, opts.lr, opts.warmup_epochs   # then: train_classifier(opts)
+    (90, 0.1, 5.0)
 """
 
 import keras
@@ -47,7 +49,12 @@ class ClassificationTask:
         counted under ``"skipped"``.
 
         Example:
-            >>> loss, sums = task.train_step(model, (x, y, w), 256)
+>>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+            >>> task = ClassificationTask(3)
+            >>> x, y, w = tf.ones([4, 2]), tf.constant([0, 1, 2, 0]), tf.constant([1., 1, 1, 0])
+            >>> loss, sums = task.train_step(model, (x, y, w), 4)
+            >>> float(sums["count"]), float(sums["skipped"])
+            (3.0, 1.0)
         """
         images, labels, weights = batch
         logits = model(images, training=True)
@@ -63,7 +70,12 @@ class ClassificationTask:
         """Weighted sums of loss, top-1 and top-5 hits, and the weight.
 
         Example:
+>>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+            >>> task = ClassificationTask(3)
+            >>> x, y, w = tf.ones([4, 2]), tf.constant([0, 1, 2, 0]), tf.constant([1., 1, 1, 0])
             >>> sums = task.eval_step(model, (x, y, w))
+            >>> sorted(sums), float(sums["top5"])
+            (['count', 'loss', 'top1', 'top5'], 3.0)
         """
         images, labels, weights = batch
         logits = tf.cast(model(images, training=False), tf.float32)
@@ -77,7 +89,10 @@ class ClassificationTask:
         """Reset the host-side eval accumulators.
 
         Example:
+            >>> task = ClassificationTask(3)
             >>> task.eval_begin()
+            >>> task.eval_result()
+            {'loss': 0.0, 'top1': 0.0, 'top5': 0.0}
         """
         self._sums = {}
 
@@ -85,7 +100,12 @@ class ClassificationTask:
         """Add one global batch of reduced sums (numpy).
 
         Example:
+            >>> task = ClassificationTask(3)
+            >>> task.eval_begin()
             >>> task.eval_update({"loss": 3.0, "top1": 1.0, "top5": 2.0, "count": 4.0})
+            >>> task.eval_update({"loss": 1.0, "top1": 1.0, "top5": 2.0, "count": 4.0})
+            >>> task.eval_result()
+            {'loss': 0.5, 'top1': 0.25, 'top5': 0.5}
         """
         for k, v in values.items():
             self._sums[k] = self._sums.get(k, 0.0) + float(v)
@@ -94,7 +114,11 @@ class ClassificationTask:
         """``{"loss", "top1", "top5"}`` means over the evaluated examples.
 
         Example:
+            >>> task = ClassificationTask(3)
+            >>> task.eval_begin()
+            >>> task.eval_update({"loss": 3.0, "top1": 1.0, "top5": 2.0, "count": 4.0})
             >>> task.eval_result()["top1"]
+            0.25
         """
         n = max(self._sums.get("count", 0.0), 1.0)
         return {k: self._sums.get(k, 0.0) / n for k in ("loss", "top1", "top5")}
@@ -106,7 +130,10 @@ def load_classification_data(dataset, data_dir, image_size, seed=0, manual_dir=N
     otherwise the TFDS dataset of that name under ``data_dir``.
 
     Example:
-        >>> data = load_classification_data("imagenet2012", "/data/tfds", 224)
+        >>> from keras_acts.training.synthetic import write_image_folder
+        >>> data = load_classification_data("folder", write_image_folder("folder"), 16)
+        >>> data.num_classes, data.image_size
+        (3, 16)
     """
     if dataset == "folder":
         return data_lib.image_folder_data(data_dir, image_size=image_size, seed=seed)
@@ -130,10 +157,13 @@ def train_classifier(options=None, /, *, distribution=None, **values):
     instead of the ``strategy`` name.
 
     Example:
-        >>> out = train_classifier(data_dir="/data/folder", model_dir="/tmp/run",
-        ...                        backbone="tiny_cnn", activation="serf", epochs=1,
-        ...                        batch_size=8, image_size=32)
-        >>> out["final_step"]
+        >>> from keras_acts.training.synthetic import write_image_folder
+        >>> root = write_image_folder("data", num_classes=2, per_class=4, val_per_class=2)
+        >>> out = train_classifier(data_dir=root, model_dir="run", backbone="tiny_cnn",
+        ...                        activation="serf", epochs=1, batch_size=4, image_size=16,
+        ...                        verbose=0)
+        >>> out["final_step"], sorted(out["history"]["eval"][0]), out["weights_path"]
+        (2, ['loss', 'top1', 'top5'], 'run/final.weights.h5')
     """
     o = ClassificationOptions.make(options, **values)
     return run_recipe(

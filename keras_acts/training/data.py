@@ -18,8 +18,11 @@ decode stops the run with one error naming it (see
 :meth:`ClassificationData.find_unreadable`).
 
 Example:
-    >>> data = image_folder_data("/data/imagenet", image_size=224)
-    >>> ds = data.train_dataset(global_batch_size=256, epoch=0)
+    >>> from keras_acts.training.synthetic import write_image_folder
+    >>> data = image_folder_data(write_image_folder("folder0", 3, 4), image_size=16)
+    >>> images, labels, weights = next(iter(data.train_dataset(global_batch_size=4, epoch=0)))
+    >>> images.shape, labels.dtype.name, weights.numpy().tolist()
+    (TensorShape([4, 16, 16, 3]), 'int32', [1.0, 1.0, 1.0, 1.0])
 """
 
 import os
@@ -72,8 +75,11 @@ def check_image_folder(root, splits=("train", "val")):
     the splits' class names differ.
 
     Example:
-        >>> listing = check_image_folder("/data/imagenet")
-        >>> classes, paths, labels = listing["train"]
+>>> from keras_acts.training.synthetic import write_image_folder
+        >>> root = write_image_folder("folder1", num_classes=3, per_class=4, val_per_class=2)
+        >>> classes, paths, labels = check_image_folder(root)["train"]
+        >>> classes, len(paths), labels[:5]
+        (['class_0', 'class_1', 'class_2'], 12, [0, 0, 0, 0, 1])
     """
     if not root or not os.path.isdir(root):
         raise DataDirError(f"Data directory {root!r} does not exist. Expected layout: "
@@ -102,7 +108,9 @@ def train_preprocess(encoded, seed, image_size, area_range=(0.08, 1.0)):
     makes it deterministic (stateless random ops).
 
     Example:
-        >>> img = train_preprocess(tf.io.read_file("a.jpg"), tf.constant([1, 2]), 224)
+        >>> encoded = tf.io.encode_jpeg(tf.zeros([40, 60, 3], tf.uint8))
+        >>> train_preprocess(encoded, tf.constant([1, 2]), 16).shape
+        TensorShape([16, 16, 3])
     """
     image = decode(encoded)
     seeds = tf.random.experimental.stateless_split(seed, 2)
@@ -121,7 +129,9 @@ def eval_preprocess(encoded, image_size, crop_fraction=0.875):
     ``image_size`` and normalise.
 
     Example:
-        >>> img = eval_preprocess(tf.io.read_file("a.jpg"), 224)
+        >>> encoded = tf.io.encode_jpeg(tf.zeros([40, 60, 3], tf.uint8))
+        >>> eval_preprocess(encoded, 16).shape
+        TensorShape([16, 16, 3])
     """
     image = decode(encoded)
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
@@ -157,9 +167,14 @@ class ClassificationData(SplitBatches):
     Attributes: ``num_classes``, ``num_train``, ``num_eval``, ``class_names``.
 
     Example:
-        >>> data = image_folder_data("/data/imagenet", image_size=224)
+>>> from keras_acts.training.synthetic import write_image_folder
+        >>> root = write_image_folder("folder2", num_classes=3, per_class=4, val_per_class=2)
+        >>> data = image_folder_data(root, image_size=16)
+        >>> strategy = tf.distribute.get_strategy()
         >>> dist = strategy.distribute_datasets_from_function(
-        ...     lambda ctx: data.train_dataset(256, epoch=0, input_context=ctx))
+        ...     lambda ctx: data.train_dataset(4, epoch=0, input_context=ctx))
+        >>> data.num_classes, data.num_train, data.num_eval, data.steps_per_epoch(4)
+        (3, 12, 6, 3)
     """
 
     def __init__(self, train_records, eval_records, num_classes, num_train, num_eval,
@@ -195,7 +210,10 @@ class ClassificationData(SplitBatches):
         skipped as unreadable (see :func:`guarded`), 1 otherwise.
 
         Example:
-            >>> ds = data.train_dataset(64, epoch=3, skip_steps=10)
+            >>> from keras_acts.training.synthetic import write_image_folder
+            >>> data = image_folder_data(write_image_folder("folder3", 3, 4), image_size=16)
+            >>> len(list(data.train_dataset(4, epoch=3, skip_steps=1)))   # 3 steps, 1 skipped
+            2
         """
         size, load = self.image_size, self._load
 
@@ -217,8 +235,10 @@ class ClassificationData(SplitBatches):
         header).
 
         Example:
-            >>> data.find_unreadable(256, epoch=3, step=117)
-            [('/data/imagenet/train/n01440764/bad.JPEG', 'jpeg::Uncompress failed. ...')]
+            >>> from keras_acts.training.synthetic import write_image_folder
+            >>> data = image_folder_data(write_image_folder("folder4", 3, 4), image_size=16)
+            >>> data.find_unreadable(4, epoch=0, step=1)   # every image decodes
+            []
         """
         load = self._load
 
@@ -242,7 +262,11 @@ class ClassificationData(SplitBatches):
         (see :func:`eval_pipeline`); unreadable images get weight 0 too.
 
         Example:
-            >>> for images, labels, weights in data.eval_dataset(64): ...
+            >>> from keras_acts.training.synthetic import write_image_folder
+            >>> root = write_image_folder("folder5", 3, 4, val_per_class=2)
+            >>> data = image_folder_data(root, image_size=16)
+            >>> [w.numpy().tolist() for _, _, w in data.eval_dataset(4)]   # 6 images
+            [[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0]]
         """
         size, load = self.image_size, self._load
 
@@ -260,9 +284,11 @@ def image_folder_data(root, image_size=224, seed=0, train_split="train", eval_sp
     with :func:`check_image_folder`; raises :class:`DataDirError`).
 
     Example:
-        >>> data = image_folder_data("/data/imagenet", image_size=224)
-        >>> data.num_classes
-        1000
+>>> from keras_acts.training.synthetic import write_image_folder
+        >>> root = write_image_folder("folder6", num_classes=3, per_class=4, val_per_class=2)
+        >>> data = image_folder_data(root, image_size=16)
+        >>> data.num_classes, data.class_names
+        (3, ['class_0', 'class_1', 'class_2'])
     """
     listing = check_image_folder(root, (train_split, eval_split))
     classes, tr_paths, tr_labels = listing[train_split]
@@ -285,7 +311,13 @@ def tfds_data(name, data_dir=None, image_size=224, seed=0, train_split="train",
     name an unreadable image by its ``tfds_id``).
 
     Example:
-        >>> data = tfds_data("imagenet2012", data_dir="/data/tfds", image_size=224)
+        >>> from keras_acts.training.synthetic import build_tfds_classification
+        >>> _ = build_tfds_classification("tfds", num_classes=3, train=16,
+        ...                               validation=8)  # doctest: +ELLIPSIS
+        Downloading and preparing dataset ...
+        >>> data = tfds_data("tiny_images", data_dir="tfds", image_size=16)
+        >>> data.num_classes, data.num_train, data.num_eval
+        (3, 16, 8)
     """
     tfds = require("tensorflow_datasets", feature="TFDS input")
 

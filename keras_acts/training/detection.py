@@ -8,8 +8,10 @@ classification. ``examples/detection/train.py`` is a thin CLI over
 :func:`train_detector`.
 
 Example:
-    >>> out = train_detector(data_dir="~/tfds", dataset="voc/2007", model_dir="/tmp/det",
-    ...                      detector="yolov8", backbone="resnet50", activation="serf")
+    >>> opts = DetectionOptions(data_dir="~/tfds", dataset="voc/2007", model_dir="/tmp/det",
+    ...                         detector="yolov8", backbone="yolo_v8_xs", activation="serf")
+    >>> opts.epochs, opts.lr, opts.warmup_epochs   # then: train_detector(opts)
+    (50, 0.01, 1.0)
 """
 
 import numpy as np
@@ -36,8 +38,13 @@ class DetectionData(pipeline.SplitBatches):
     (stateless, keyed by epoch and index: a resumed epoch is identical).
 
     Example:
-        >>> data = DetectionData("voc/2007", "~/tfds", image_size=512)
-        >>> images, targets = next(iter(data.train_dataset(16, epoch=0)))
+        >>> from keras_acts.training.synthetic import build_tfds_detection
+        >>> _ = build_tfds_detection("tfds0")  # doctest: +ELLIPSIS
+        Downloading and preparing dataset ...
+        >>> data = DetectionData("tiny_voc", "tfds0", image_size=32, max_boxes=4)
+        >>> images, targets = next(iter(data.train_dataset(4, epoch=0)))
+        >>> images.shape, targets["boxes"].shape, targets["classes"].shape
+        (TensorShape([4, 32, 32, 3]), TensorShape([4, 4, 4]), TensorShape([4, 4]))
     """
 
     def __init__(self, name, data_dir, image_size=512, max_boxes=32, seed=0,
@@ -95,7 +102,12 @@ class DetectionData(pipeline.SplitBatches):
         :meth:`data.ClassificationData.train_dataset`).
 
         Example:
-            >>> ds = data.train_dataset(16, epoch=2, skip_steps=5)
+            >>> from keras_acts.training.synthetic import build_tfds_detection
+            >>> _ = build_tfds_detection("tfds1")  # doctest: +ELLIPSIS
+            Downloading and preparing dataset ...
+            >>> data = DetectionData("tiny_voc", "tfds1", image_size=32, max_boxes=4)
+            >>> data.steps_per_epoch(4), len(list(data.train_dataset(4, epoch=2, skip_steps=1)))
+            (4, 3)
         """
         return pipeline.train_pipeline(
             self._records(self._splits[0], epoch),
@@ -109,7 +121,12 @@ class DetectionData(pipeline.SplitBatches):
         copies to full global batches.
 
         Example:
-            >>> for images, targets, weights in data.eval_dataset(16): ...
+            >>> from keras_acts.training.synthetic import build_tfds_detection
+            >>> _ = build_tfds_detection("tfds2")  # doctest: +ELLIPSIS
+            Downloading and preparing dataset ...
+            >>> data = DetectionData("tiny_voc", "tfds2", image_size=32, max_boxes=4)
+            >>> [w.numpy().tolist() for _, _, w in data.eval_dataset(4)]   # 6 images
+            [[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0]]
         """
         return pipeline.eval_pipeline(self._records(self._splits[1]),
                                       lambda record: (*self._prepare(*record), 1.0),
@@ -129,6 +146,8 @@ def build_detector(detector, backbone, activation, num_classes, image_size, sour
 
     Example:
         >>> model = build_detector("yolov8", "tiny_pyramid", "pwlu", 20, 64)
+        >>> type(model).__name__, model.backbone.name
+        ('YOLOV8Detector', 'tiny_pyramid')
     """
     keras_cv = require("keras_cv", feature="the detection pipeline")
 
@@ -171,8 +190,15 @@ def build_compiled_loss(model):
     the loss dict's structure, keeps variable creation out of the step.
 
     Example:
-        >>> with strategy.scope():
+        >>> import keras_cv
+        >>> backbone = build_backbone("tiny_pyramid", "serf", (64, 64, 3))
+        >>> with tf.distribute.get_strategy().scope():
+        ...     model = keras_cv.models.RetinaNet(num_classes=3, bounding_box_format="xyxy",
+        ...                                       backbone=backbone)
+        ...     model.compile(classification_loss="focal", box_loss="smoothl1")
         ...     build_compiled_loss(model)
+        >>> {"box_loss", "classification_loss"} <= {m.name for m in model.metrics}
+        True
     """
     # private: moved to keras_acts/_private.py by the lead (Keras' CompileLoss
     # and its _user_loss have no public handle)
@@ -206,7 +232,13 @@ class DetectionTask:
         """Replica loss scaled for summation over replicas, and report sums.
 
         Example:
-            >>> loss, sums = task.train_step(model, (images, targets), 16)
+            >>> model = build_detector("yolov8", "tiny_pyramid", "serf", 3, 64)
+            >>> images = tf.zeros([2, 64, 64, 3])
+            >>> targets = {"boxes": tf.constant([[[8.0, 8, 40, 40]]] * 2),
+            ...            "classes": tf.constant([[1.0]] * 2)}
+            >>> loss, sums = DetectionTask().train_step(model, (images, targets), 2)
+            >>> sorted(sums), float(sums["count"])
+            (['count', 'loss'], 2.0)
         """
         images, targets = batch
         pred = model(images, training=True)
@@ -220,7 +252,13 @@ class DetectionTask:
         """Decoded predictions, ground truth and example weights of one batch.
 
         Example:
-            >>> out = task.eval_step(model, (images, targets, weights))
+            >>> model = build_detector("yolov8", "tiny_pyramid", "serf", 3, 64)
+            >>> images = tf.zeros([2, 64, 64, 3])
+            >>> targets = {"boxes": tf.constant([[[8.0, 8, 40, 40]]] * 2),
+            ...            "classes": tf.constant([[1.0]] * 2)}
+            >>> out = DetectionTask().eval_step(model, (images, targets, tf.ones([2])))
+            >>> sorted(out)
+            ['gt_boxes', 'gt_classes', 'pred_boxes', 'pred_classes', 'pred_confidence', 'weights']
         """
         images, targets, weights = batch
         pred = model.decode_predictions(model(images, training=False), images)
@@ -234,7 +272,8 @@ class DetectionTask:
         """Start a fresh COCO metric.
 
         Example:
-            >>> task.eval_begin()
+            >>> task = DetectionTask()
+            >>> task.eval_begin()   # a fresh metric
         """
         keras_cv = require("keras_cv", feature="the detection pipeline")
         require("pycocotools", feature="COCO mAP (keras-cv BoxCOCOMetrics)")
@@ -245,7 +284,16 @@ class DetectionTask:
         """Add one gathered global batch (numpy), padded examples dropped.
 
         Example:
+>>> boxes = np.array([[[2, 2, 20, 20], [30, 30, 60, 50], [-1, -1, -1, -1]]], np.float32)
+            >>> classes = np.array([[0, 2, -1]], np.float32)
+            >>> gathered = {"gt_boxes": boxes, "gt_classes": classes, "pred_boxes": boxes,
+            ...             "pred_classes": classes, "pred_confidence": np.array([[0.9, 0.8, -1]]),
+            ...             "weights": np.array([1.0])}   # perfect predictions
+            >>> task = DetectionTask()
+            >>> task.eval_begin()
             >>> task.eval_update(gathered)
+            >>> round(task.eval_result()["mAP"], 6)
+            1.0
         """
         keep = values["weights"] > 0
         if not keep.any():
@@ -259,7 +307,16 @@ class DetectionTask:
         """``{"mAP", "mAP50", "mAP75", "recall100"}`` (COCO definitions).
 
         Example:
-            >>> task.eval_result()["mAP50"]
+>>> boxes = np.array([[[2, 2, 20, 20], [30, 30, 60, 50], [-1, -1, -1, -1]]], np.float32)
+            >>> classes = np.array([[0, 2, -1]], np.float32)
+            >>> gathered = {"gt_boxes": boxes, "gt_classes": classes, "pred_boxes": boxes,
+            ...             "pred_classes": classes, "pred_confidence": np.array([[0.9, 0.8, -1]]),
+            ...             "weights": np.array([1.0])}   # perfect predictions
+            >>> task = DetectionTask()
+            >>> task.eval_begin()
+            >>> task.eval_update(gathered)
+            >>> {k: round(v, 6) for k, v in task.eval_result().items()}
+            {'mAP': 1.0, 'mAP50': 1.0, 'mAP75': 1.0, 'recall100': 1.0}
         """
         r = {k: float(np.asarray(v)) for k, v in self._metric.result(force=True).items()}
         return {"mAP": r["MaP"], "mAP50": r["MaP@[IoU=50]"], "mAP75": r["MaP@[IoU=75]"],
@@ -276,8 +333,12 @@ def train_detector(options=None, /, *, distribution=None, **values):
     COCO mAP / mAP50 / mAP75 / recall100 per epoch). ``lr`` is per 256 images.
 
     Example:
-        >>> out = train_detector(data_dir="/tmp/tfds", dataset="tiny_voc", model_dir="/tmp/d",
-        ...                      image_size=64, batch_size=4, epochs=1, steps_per_epoch=2)
+        >>> try:
+        ...     train_detector(data_dir="absent", dataset="tiny_voc", model_dir="det",
+        ...                    image_size=64, batch_size=4, epochs=1, steps_per_epoch=2)
+        ... except pipeline.DataDirError as err:   # checked before anything is built
+        ...     print(str(err)[:45])
+        TFDS data directory 'absent' does not exist.
     """
     o = DetectionOptions.make(options, **values)
     return run_recipe(

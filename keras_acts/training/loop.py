@@ -13,11 +13,19 @@ of tensors), whether eval outputs are summed or gathered, and host-side
 ``eval_*`` accumulation.
 
 Example:
-    >>> trainer = Trainer(model, optimizer, ClassificationTask(1000, 0.1), strategy,
-    ...                   global_batch_size=256, model_dir="/tmp/run")
-    >>> trainer.fit(lambda epoch, skip, ctx: data.train_dataset(256, epoch, skip, ctx),
-    ...             epochs=90, steps_per_epoch=5004,
-    ...             eval_fn=lambda ctx: data.eval_dataset(256, ctx), eval_steps=196)
+    >>> from keras_acts.training.classification import ClassificationTask
+    >>> from keras_acts.training.optim import make_sgd
+    >>> def batches(epoch, skip, ctx=None):   # 8 examples, 3 classes, 2 steps of 4
+    ...     x = tf.random.stateless_normal([8, 2], [epoch, 0])
+    ...     y, w = tf.constant([0, 1, 2, 0, 1, 2, 0, 1]), tf.ones([8])
+    ...     return tf.data.Dataset.from_tensor_slices((x, y, w)).batch(4).skip(skip)
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+    >>> trainer = Trainer(model, make_sgd(model, 0.1), ClassificationTask(3),
+    ...                   global_batch_size=4, model_dir="run_module", verbose=0)
+    >>> history = trainer.fit(batches, epochs=2, steps_per_epoch=2,
+    ...                       eval_fn=lambda ctx: batches(0, 0), eval_steps=2)
+    >>> trainer.step, len(history["train"]), sorted(history["eval"][-1])
+    (4, 2, ['loss', 'top1', 'top5'])
 """
 
 import os
@@ -59,12 +67,21 @@ class Trainer:
         throttle_s: sleep after each step (debugging, tests).
 
     Example:
-        >>> with strategy.scope():
-        ...     model = build_classifier("tiny_cnn", "serf", 10, 32)
-        ...     optimizer = make_sgd(model, 0.1)
-        >>> trainer = Trainer(model, optimizer, ClassificationTask(10), strategy,
-        ...                   global_batch_size=8, model_dir="/tmp/run")
-        >>> history = trainer.fit(train_fn, epochs=2, steps_per_epoch=10)
+        >>> from keras_acts.training.classification import ClassificationTask
+        >>> from keras_acts.training.optim import make_sgd
+        >>> def batches(epoch, skip, ctx=None):   # 8 examples, 3 classes, 2 steps of 4
+        ...     x = tf.random.stateless_normal([8, 2], [epoch, 0])
+        ...     y, w = tf.constant([0, 1, 2, 0, 1, 2, 0, 1]), tf.ones([8])
+        ...     return tf.data.Dataset.from_tensor_slices((x, y, w)).batch(4).skip(skip)
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+        >>> trainer = Trainer(model, make_sgd(model, 0.1), ClassificationTask(3),
+        ...                   global_batch_size=4, model_dir="run_class", verbose=0)
+        >>> history = trainer.fit(batches, epochs=2, steps_per_epoch=2)
+        >>> trainer.step, sorted(history["train"][0])
+        (4, ['acc', 'loss'])
+        >>> Trainer(model, trainer.optimizer, ClassificationTask(3), global_batch_size=4,
+        ...         model_dir="run_class", verbose=0).initial_step   # resumes
+        4
     """
 
     def __init__(self, model, optimizer, task, strategy=None, *, global_batch_size, model_dir,
@@ -166,7 +183,17 @@ class Trainer:
         (collective: every worker calls it). Returns this worker's path.
 
         Example:
+            >>> from keras_acts.training.classification import ClassificationTask
+            >>> from keras_acts.training.optim import make_sgd
+            >>> def batches(epoch, skip, ctx=None):   # 8 examples, 3 classes, 2 steps of 4
+            ...     x = tf.random.stateless_normal([8, 2], [epoch, 0])
+            ...     y, w = tf.constant([0, 1, 2, 0, 1, 2, 0, 1]), tf.ones([8])
+            ...     return tf.data.Dataset.from_tensor_slices((x, y, w)).batch(4).skip(skip)
+            >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+            >>> trainer = Trainer(model, make_sgd(model, 0.1), ClassificationTask(3),
+            ...                   global_batch_size=4, model_dir="run_save", verbose=0)
             >>> trainer.save()
+            'run_save/checkpoints/ckpt-0'
         """
         sync_replica_state(self.strategy, self.model)
         return self.checkpoint.save(self.step)
@@ -176,7 +203,16 @@ class Trainer:
         returns the task's ``eval_result()`` (also logged to TensorBoard).
 
         Example:
-            >>> trainer.evaluate(lambda ctx: data.eval_dataset(256, ctx), 196)
+            >>> from keras_acts.training.classification import ClassificationTask
+            >>> from keras_acts.training.optim import make_sgd
+            >>> def batches(epoch, skip, ctx=None):   # 8 examples, 3 classes, 2 steps of 4
+            ...     x = tf.random.stateless_normal([8, 2], [epoch, 0])
+            ...     y, w = tf.constant([0, 1, 2, 0, 1, 2, 0, 1]), tf.ones([8])
+            ...     return tf.data.Dataset.from_tensor_slices((x, y, w)).batch(4).skip(skip)
+            >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+            >>> trainer = Trainer(model, make_sgd(model, 0.1), ClassificationTask(3),
+            ...                   global_batch_size=4, model_dir="run_eval", verbose=0)
+            >>> trainer.evaluate(lambda ctx: batches(0, 0), 2)
             {'loss': ..., 'top1': ..., 'top5': ...}
         """
         sync_replica_state(self.strategy, self.model)
@@ -199,7 +235,18 @@ class Trainer:
         ``{"train": [per-epoch dicts], "eval": [...]}``.
 
         Example:
-            >>> history = trainer.fit(train_fn, 90, 5004, eval_fn, 196)
+            >>> from keras_acts.training.classification import ClassificationTask
+            >>> from keras_acts.training.optim import make_sgd
+            >>> def batches(epoch, skip, ctx=None):   # 8 examples, 3 classes, 2 steps of 4
+            ...     x = tf.random.stateless_normal([8, 2], [epoch, 0])
+            ...     y, w = tf.constant([0, 1, 2, 0, 1, 2, 0, 1]), tf.ones([8])
+            ...     return tf.data.Dataset.from_tensor_slices((x, y, w)).batch(4).skip(skip)
+            >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+            >>> trainer = Trainer(model, make_sgd(model, 0.1), ClassificationTask(3),
+            ...                   global_batch_size=4, model_dir="run_fit", verbose=0)
+            >>> history = trainer.fit(batches, 1, 2, eval_fn=lambda ctx: batches(0, 0), eval_steps=2)
+            >>> len(history["train"]), len(history["eval"])
+            (1, 1)
         """
         history = {"train": [], "eval": []}
         if self._train_fn is None:

@@ -2,6 +2,8 @@
 excludes normalization layers and keras_acts activation parameters.
 
 Example:
+    >>> from keras_acts.training.models import build_classifier
+    >>> model = build_classifier("tiny_cnn", "serf", num_classes=3, image_size=16)
     >>> opt = make_sgd(model, learning_rate=0.1, momentum=0.9, weight_decay=5e-5)
 """
 
@@ -36,8 +38,11 @@ def weight_decay_exclusions(model, exclude_bias=False):
     searched. Returns a list without duplicates.
 
     Example:
-        >>> excluded = weight_decay_exclusions(model)
-        >>> optimizer.exclude_from_weight_decay(var_list=excluded)
+        >>> import keras_acts
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3),
+        ...                           keras.layers.BatchNormalization(), keras_acts.AconC()])
+        >>> sorted(v.path.split("/")[-1] for v in weight_decay_exclusions(model))
+        ['beta', 'beta', 'gamma', 'p1', 'p2']
     """
     seen, out = set(), []
 
@@ -66,8 +71,14 @@ def make_sgd(model, learning_rate, momentum=0.9, weight_decay=0.0, nesterov=Fals
     trainable variables so a checkpoint can restore its state immediately.
 
     Example:
-        >>> with strategy.scope():
+        >>> import tensorflow as tf
+        >>> from keras_acts.training.models import build_classifier
+        >>> from keras_acts.training.schedules import WarmupDecay
+        >>> with tf.distribute.get_strategy().scope():
+        ...     model = build_classifier("tiny_cnn", "pwlu", num_classes=3, image_size=16)
         ...     opt = make_sgd(model, WarmupDecay(0.1, 1000, 50), weight_decay=1e-4)
+        >>> len(opt.variables) > 1   # built: momentum slots exist already
+        True
     """
     opt = keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum,
                                nesterov=nesterov, weight_decay=weight_decay or None)
@@ -85,7 +96,7 @@ def current_learning_rate(optimizer):
     """The learning rate the optimizer applies at its current iteration (float).
 
     Example:
-        >>> current_learning_rate(keras.optimizers.SGD(0.1))
+        >>> round(current_learning_rate(keras.optimizers.SGD(0.1)), 6)
         0.1
     """
     # ``learning_rate`` evaluates a schedule at ``iterations`` (a LossScaleOptimizer

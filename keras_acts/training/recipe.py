@@ -4,9 +4,10 @@ decay built in the strategy's scope, the :class:`loop.Trainer` run with
 resume, and the final weights. Each recipe supplies its data, model and task.
 
 Example:
-    >>> opts = ClassificationOptions(data_dir="/data", model_dir="/tmp/run", epochs=1)
-    >>> out = run_recipe(opts, load_data=lambda: data, build_model=make_model,
-    ...                  make_task=lambda data: ClassificationTask(data.num_classes))
+    >>> pwlu_phase1("pwlu", pwlu_phase1_epochs=1, steps_per_epoch=50)
+    ({'phase1_steps': 50}, 1)
+    >>> final_weights_path("runs/r50", tf.distribute.get_strategy())
+    'runs/r50/final.weights.h5'
 """
 
 import os
@@ -90,8 +91,21 @@ def run_recipe(options, *, load_data, build_model, make_task, distribution=None)
     ``(task_type, task_id)``). ``distribution`` may pass a ready strategy.
 
     Example:
-        >>> out = run_recipe(ClassificationOptions(data_dir=d, model_dir="/tmp/run", epochs=1),
-        ...                  load_data=load, build_model=build, make_task=task)
+        >>> from keras_acts.training.synthetic import write_image_folder
+        >>> from keras_acts.training.classification import ClassificationTask
+        >>> from keras_acts.training.data import image_folder_data
+        >>> from keras_acts.training.models import build_classifier
+        >>> from keras_acts.training.options import ClassificationOptions
+        >>> root = write_image_folder("data", num_classes=2, per_class=4, val_per_class=2)
+        >>> out = run_recipe(
+        ...     ClassificationOptions(data_dir=root, model_dir="run", epochs=1, batch_size=4,
+        ...                           image_size=16, activation="pwlu", verbose=0),
+        ...     load_data=lambda: image_folder_data(root, image_size=16),
+        ...     build_model=lambda data, act_kwargs: build_classifier(
+        ...         "tiny_cnn", "pwlu", data.num_classes, 16, **act_kwargs),
+        ...     make_task=lambda data: ClassificationTask(data.num_classes))
+        >>> out["initial_step"], out["final_step"], len(out["history"]["eval"])
+        (0, 2, 1)
     """
     o = options
     recalibrate = _batch_norm_recalibration() if o.bn_recalibration_steps else None

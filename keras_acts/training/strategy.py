@@ -139,7 +139,8 @@ def sync_replica_state(strategy, model):
     it. A no-op with one replica.
 
     Example:
-        >>> sync_replica_state(strategy, model)
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization()])
+        >>> sync_replica_state(tf.distribute.get_strategy(), model)   # one replica: no-op
     """
     if strategy.num_replicas_in_sync <= 1:
         return

@@ -3,8 +3,11 @@ without downloads: an image-folder tree of JPEG/PNG files and locally built
 TFDS datasets (classification, and VOC-like detection).
 
 Example:
-    >>> write_image_folder("/tmp/folder", num_classes=3, per_class=8)
-    >>> build_tfds_classification("/tmp/tfds", num_classes=3, train=16, validation=8)
+    >>> write_image_folder("folder", num_classes=3, per_class=8)
+    'folder'
+    >>> builder = build_tfds_classification("tfds", num_classes=3, train=16,
+    ...                                     validation=8)  # doctest: +ELLIPSIS
+    Downloading and preparing dataset ...
 """
 
 import os
@@ -28,8 +31,10 @@ def write_image_folder(root, num_classes=3, per_class=8, val_per_class=4, size=4
     Returns ``root``.
 
     Example:
-        >>> write_image_folder("/tmp/folder", num_classes=2, per_class=4)
-        '/tmp/folder'
+        >>> write_image_folder("two_classes", num_classes=2, per_class=4)
+        'two_classes'
+        >>> sorted(os.listdir("two_classes/train/class_1"))
+        ['img_0.jpg', 'img_1.png', 'img_2.jpg', 'img_3.png']
     """
     import tensorflow as tf
 
@@ -54,7 +59,7 @@ def build_tfds_classification(data_dir, name="tiny_images", num_classes=3, train
     ``GeneratorBasedBuilder`` (no download). Returns the builder.
 
     Example:
-        >>> builder = build_tfds_classification("/tmp/tfds")
+        >>> builder = build_tfds_classification("tfds")
         >>> builder.info.splits["train"].num_examples
         16
     """
@@ -95,7 +100,9 @@ def build_tfds_detection(data_dir, name="tiny_voc", num_classes=3, train=16, val
     Returns the builder.
 
     Example:
-        >>> build_tfds_detection("/tmp/tfds").info.features["objects"]["label"].num_classes
+        >>> builder = build_tfds_detection("tfds")  # doctest: +ELLIPSIS
+        Downloading and preparing dataset ...
+        >>> builder.info.features["objects"]["label"].num_classes
         3
     """
     tfds = require("tensorflow_datasets", feature="synthetic TFDS datasets")
