@@ -47,8 +47,12 @@ def markdown_table(rows, activations=ACTIVATIONS):
     the original in parentheses.
 
     Example:
-        >>> print(markdown_table(param_counts(["resnet18"])))
-        | backbone | source | sites | original | PWLU | ...
+        >>> rows = [{"name": "tiny", "source": "keras", "sites": 2, "original": 1000,
+        ...          "pwlu": 1036, "serf": 1000}]
+        >>> print(markdown_table(rows, ["pwlu", "serf"]))
+        | backbone | source | sites | original | PWLU | Serf |
+        |---|---|---|---:|---:|---:|
+        | tiny | keras | 2 | 1,000 | 1,036 (+36) | 1,000 (+0) |
     """
     header = ["backbone", "source", "sites", "original"] + [HEADERS.get(a, a)
                                                            for a in activations]
