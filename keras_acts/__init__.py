@@ -1,7 +1,8 @@
 """keras_acts: learnable activation functions for Keras 3 / TensorFlow.
 
 Layers: :class:`PWLU`, :class:`AconC`, :class:`MetaAcon`, :class:`Serf`;
-function :func:`serf`; lookup :func:`get`; graph surgery
+function :func:`serf`; lookup :func:`get` and :func:`make_activation`; layer
+walker :func:`iter_layers` (``types=ActivationLayer`` for ours); graph surgery
 :func:`swap_activations`; sub-packages ``backbones``, ``export``, ``training``
 and module ``plot`` (imported on first use: they pull in keras-cv / keras-hub,
 LiteRT and matplotlib).
@@ -17,11 +18,15 @@ import importlib
 from keras_acts import ops
 from keras_acts.callbacks import PWLUPhaseCallback
 from keras_acts.layers import AconC
+from keras_acts.layers import ActivationLayer
 from keras_acts.layers import MetaAcon
 from keras_acts.layers import PWLU
 from keras_acts.layers import Serf
 from keras_acts.ops import serf
 from keras_acts.registry import get
+from keras_acts.registry import iter_layers
+from keras_acts.registry import make_activation
+from keras_acts.registry import names
 
 __version__ = "0.1.0"
 
@@ -36,5 +41,6 @@ def __getattr__(name):
     raise AttributeError(f"module 'keras_acts' has no attribute {name!r}")
 
 
-__all__ = ["AconC", "MetaAcon", "PWLU", "PWLUPhaseCallback", "Serf", "get", "ops", "serf",
-           "swap_activations", *_LAZY_MODULES]
+__all__ = ["AconC", "ActivationLayer", "MetaAcon", "PWLU", "PWLUPhaseCallback", "Serf", "get",
+           "iter_layers", "make_activation", "names", "ops", "serf", "swap_activations",
+           *_LAZY_MODULES]

@@ -3,18 +3,19 @@
 import keras
 
 from keras_acts.layers import PWLU
+from keras_acts.registry import iter_layers
 
 
 def pwlu_layers(model):
-    """All PWLU layers of ``model``, nested models included.
+    """All PWLU layers of ``model``, nested models included:
+    ``list(iter_layers(model, types=PWLU))``.
 
     Example:
         >>> model = keras.Sequential([keras.Input((4,)), PWLU(), keras.layers.Dense(2)])
         >>> [type(layer).__name__ for layer in pwlu_layers(model)]
         ['PWLU']
     """
-    return [layer for layer in model._flatten_layers(include_self=False, recursive=True)
-            if isinstance(layer, PWLU)]
+    return list(iter_layers(model, types=PWLU))
 
 
 def realign_pwlu(model, strategy=None):

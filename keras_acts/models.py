@@ -2,31 +2,7 @@
 
 import keras
 
-
-def make_activation(activation):
-    """A fresh activation layer: a keras_acts name/class/factory, or a Keras name.
-
-    ``"relu"``, ``"swish"`` (and any other name Keras knows that is not one of
-    ours) give ``keras.layers.Activation``; our names give a new keras_acts layer;
-    a callable with no arguments is called.
-
-    Example:
-        >>> make_activation("pwlu"), make_activation("relu")
-    """
-    from keras_acts.registry import LAYERS
-    from keras_acts.registry import get
-
-    if isinstance(activation, str):
-        try:
-            return get(activation)
-        except ValueError:
-            if activation.lower() in LAYERS:
-                raise
-            return keras.layers.Activation(activation)
-    if callable(activation) and not isinstance(activation, keras.layers.Layer) \
-            and not isinstance(activation, type):
-        return activation()
-    return get(activation)
+from keras_acts.registry import make_activation  # noqa: F401 (re-exported)
 
 
 def small_cnn(activation="relu", input_shape=(28, 28, 1), num_classes=10, width=32,
@@ -35,7 +11,8 @@ def small_cnn(activation="relu", input_shape=(28, 28, 1), num_classes=10, width=
 
     conv3x3(width)-BN-act-conv3x3(width)-BN-act-maxpool, conv3x3(2 width)-BN-act-
     conv3x3(2 width)-BN-act-maxpool, global average pool, dense(num_classes)
-    logits. Each activation site gets a fresh layer from ``make_activation``.
+    logits. Each activation site gets a fresh layer from
+    :func:`keras_acts.registry.make_activation`.
     ``bn_momentum`` is the BN layers' moving-average momentum (0.9 suits short
     runs of a few hundred steps; Keras' default 0.99 lags behind there).
 

@@ -22,45 +22,35 @@ import numpy as np
 
 from keras_acts import ops
 from keras_acts._extras import require
+from keras_acts.layers import ActivationLayer
 from keras_acts.layers import PWLU
 from keras_acts.layers import AconC
 from keras_acts.layers import MetaAcon
 from keras_acts.layers import Serf
+from keras_acts.registry import iter_layers
 
 matplotlib = require("matplotlib", feature="keras_acts.plot")
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-KERAS_ACTS_LAYERS = (PWLU, AconC, MetaAcon, Serf)
 DEFAULT_X_RANGE = (-4.0, 4.0)
 NUM_POINTS = 401
 _PANEL_SIZE = (4.0, 3.2)
 
 
 def keras_acts_layers(model):
-    """The keras_acts layers (PWLU, AconC, MetaAcon, Serf) of ``model`` in order.
+    """The keras_acts activation layers of ``model`` in order:
+    ``list(iter_layers(model, types=ActivationLayer))``.
 
     Nested models and layers are searched too, depth first, each model's layers
     in their ``model.layers`` (topological) order.
 
     Example:
-        >>> [type(l).__name__ for l in keras_acts_layers(model)]
+        >>> from keras_acts.models import small_cnn
+        >>> [type(l).__name__ for l in keras_acts_layers(small_cnn("acon_c"))]
         ['AconC', 'AconC', 'AconC', 'AconC']
     """
-    found, seen = [], set()
-
-    def walk(parent):
-        children = parent.layers if isinstance(parent, keras.Model) else parent._layers
-        for layer in children:
-            if id(layer) in seen:
-                continue
-            seen.add(id(layer))
-            if isinstance(layer, KERAS_ACTS_LAYERS):
-                found.append(layer)
-            walk(layer)
-
-    walk(model)
-    return found
+    return list(iter_layers(model, types=ActivationLayer))
 
 
 def _new_figure(num_panels, ncols):
@@ -203,6 +193,12 @@ def _serf_panel(ax, layer, x_range):
     ax.set_title(f"{layer.name}: Serf (no parameters)", fontsize=9)
 
 
+def _unsupported_panel(ax, layer):
+    ax.text(0.5, 0.5, f"no panel for {type(layer).__name__}", ha="center", va="center",
+            transform=ax.transAxes, fontsize=8)
+    ax.set_title(f"{layer.name}: {type(layer).__name__}", fontsize=9)
+
+
 def activation_shapes(model, path=None, x_range=None, max_channels=8, inputs=None, ncols=4):
     """Plot the activation functions a model has learned, one panel per layer.
 
@@ -219,6 +215,7 @@ def activation_shapes(model, path=None, x_range=None, max_channels=8, inputs=Non
       ``inputs`` (a batch the model accepts; the layer's own input is obtained
       through a sub-model). Without ``inputs`` the panel says so.
     * Serf: its fixed curve.
+    * any other keras_acts layer: a panel naming its class (no curve yet).
 
     PWLU, AconC and Serf panels carry a dashed ReLU reference. All curves come
     from :mod:`keras_acts.ops` with the layers' current weights.
@@ -236,7 +233,11 @@ def activation_shapes(model, path=None, x_range=None, max_channels=8, inputs=Non
     when the model has no keras_acts layer or is not built.
 
     Example:
-        >>> fig = activation_shapes(model, "shapes.png", inputs=x_test[:256])
+        >>> import numpy as np
+        >>> from keras_acts.models import small_cnn
+        >>> model = small_cnn("meta_acon", width=4)
+        >>> x = np.random.default_rng(0).normal(size=(8, 28, 28, 1)).astype("float32")
+        >>> fig = activation_shapes(model, "shapes.png", inputs=x)
         >>> len(fig.axes) == len(keras_acts_layers(model))
         True
     """
@@ -263,8 +264,11 @@ def activation_shapes(model, path=None, x_range=None, max_channels=8, inputs=Non
             _acon_panel(ax, layer, x_range, max_channels)
         elif isinstance(layer, MetaAcon):
             _meta_acon_panel(ax, layer, model, inputs)
-        else:
+        elif isinstance(layer, Serf):
             _serf_panel(ax, layer, x_range)
+        else:
+            _unsupported_panel(ax, layer)
+            continue
         if not isinstance(layer, MetaAcon) or inputs is not None:
             ax.legend(fontsize=6, loc="lower right" if not isinstance(layer, MetaAcon)
                       else "upper left")
@@ -325,9 +329,11 @@ def learning_curves(histories, path=None, metrics=("loss", "accuracy"), smooth=2
     ``path`` is given.
 
     Example:
-        >>> h_relu = model_relu.fit(x, y, validation_split=0.1, epochs=5)
-        >>> h_pwlu = model_pwlu.fit(x, y, validation_split=0.1, epochs=5)
+        >>> h_relu = {"loss": [1.0, 0.6], "accuracy": [0.6, 0.8]}
+        >>> h_pwlu = {"loss": [0.9, 0.5], "accuracy": [0.65, 0.82]}
         >>> fig = learning_curves({"relu": h_relu, "pwlu": h_pwlu}, "curves.png")
+        >>> len(fig.axes)
+        2
     """
     if not histories:
         raise ValueError("learning_curves needs at least one history.")

@@ -1,10 +1,8 @@
 import os
-import sys
 
+# Helpers (tests/kb.py, tests/reference.py, ...) are found through pytest's
+# `pythonpath` setting in pyproject.toml.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(__file__))
-# The repository root: tests share the benchmarks' plain-autodiff baselines.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

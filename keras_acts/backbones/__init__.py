@@ -8,9 +8,12 @@
 
 Example:
     >>> from keras_acts import backbones
-    >>> model = backbones.build("resnet18", activation="acon_c", input_shape=(64, 64, 3))
-    >>> len(backbones.find_activation_sites(backbones.build("resnet18")))
+    >>> original = backbones.build("resnet18", input_shape=(64, 64, 3))
+    >>> len(backbones.find_activation_sites(original))
     17
+    >>> swapped = backbones.swap_activations(original, "acon_c")
+    >>> len(backbones.find_activation_sites(swapped))   # all replaced
+    0
 """
 
 from keras_acts.backbones.builders import available

@@ -210,7 +210,8 @@ def build(name, activation=None, source=None, input_shape=(None, None, 3), match
 
     Example:
         >>> model = build("resnet18", activation="acon_c", input_shape=(64, 64, 3))
-        >>> model = build("mobilenet_v3_small", "pwlu", source="keras_cv")
+        >>> sum(type(layer).__name__ == "AconC" for layer in model.layers)
+        17
     """
     names = sorted({n for n, _ in BUILDERS})
     if name not in names and not any(n == name for n, _ in UNSUPPORTED):

@@ -7,12 +7,14 @@ restrict the rows, ``--placement acon_resnet`` for ACON's ResNet placement.
 
 import argparse
 
+from keras_acts import report
 from keras_acts.backbones.builders import DEFAULT_SOURCE
 from keras_acts.backbones.builders import build
 from keras_acts.backbones.sites import find_activation_sites
 from keras_acts.backbones.swap import swap_activations
+from keras_acts.registry import names
 
-ACTIVATIONS = ("pwlu", "acon_c", "meta_acon", "serf")
+ACTIVATIONS = names()
 HEADERS = {"pwlu": "PWLU", "acon_c": "ACON-C", "meta_acon": "Meta-ACON", "serf": "Serf"}
 ROWS = ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
         "efficientnet_b0", "yolo_v8_xs", "retinanet_resnet50")
@@ -24,7 +26,7 @@ def param_counts(names=ROWS, activations=ACTIVATIONS, placement="all",
     per activation (each on a fresh swap of the same original model).
 
     Example:
-        >>> param_counts(["resnet18"], ["acon_c"])[0]["acon_c"] - 11186112
+        >>> param_counts(["resnet18"], ["acon_c"], input_shape=(64, 64, 3))[0]["acon_c"] - 11186112
         11712
     """
     rows = []
@@ -45,25 +47,27 @@ def markdown_table(rows, activations=ACTIVATIONS):
     the original in parentheses.
 
     Example:
-        >>> print(markdown_table(param_counts(["resnet18"])))
-        | backbone | source | sites | original | PWLU | ...
+        >>> rows = [{"name": "tiny", "source": "keras", "sites": 2, "original": 1000,
+        ...          "pwlu": 1036, "serf": 1000}]
+        >>> print(markdown_table(rows, ["pwlu", "serf"]))
+        | backbone | source | sites | original | PWLU | Serf |
+        |---|---|---|---:|---:|---:|
+        | tiny | keras | 2 | 1,000 | 1,036 (+36) | 1,000 (+0) |
     """
     header = ["backbone", "source", "sites", "original"] + [HEADERS.get(a, a)
                                                            for a in activations]
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + "|"]
-    for row in rows:
-        cells = [row["name"], row["source"], str(row["sites"]), f"{row['original']:,}"]
-        cells += [f"{row[a]:,} (+{row[a] - row['original']:,})" for a in activations]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    cells = [[row["name"], row["source"], str(row["sites"]), f"{row['original']:,}"]
+             + [f"{row[a]:,} (+{row[a] - row['original']:,})" for a in activations]
+             for row in rows]
+    return report.markdown_table(header, cells, align="lll" + "r" * (len(header) - 3))
 
 
 def main(argv=None):
     """Print the table (command-line entry point).
 
-    Example:
-        >>> main(["--names", "resnet18"])
+    Example (a shell; about a minute)::
+
+        python -m keras_acts.backbones.param_table --names resnet18
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--names", nargs="+", default=list(ROWS), choices=sorted(DEFAULT_SOURCE))

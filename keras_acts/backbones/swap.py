@@ -12,9 +12,11 @@ import inspect
 
 import keras
 
+from keras_acts import _private
 from keras_acts.backbones.sites import GraphView
 from keras_acts.backbones.sites import site_selector
 from keras_acts.backbones.sites import wrapped_children
+from keras_acts.registry import make_activation
 
 
 @keras.saving.register_keras_serializable(package="keras_acts")
@@ -28,9 +30,13 @@ class SwappedModel(keras.Model):
     (keras-cv: level -> layer name, used by ``YOLOV8Detector``).
 
     Example:
-        >>> swapped = swap_activations(keras_hub_resnet, "acon_c")
-        >>> sorted(swapped.pyramid_outputs)
-        ['P2', 'P3', 'P4', 'P5']
+        >>> inputs = keras.Input((8, 8, 3))
+        >>> p2 = keras.layers.Conv2D(4, 3, strides=2, name="p2")(inputs)
+        >>> p3 = keras.layers.Conv2D(4, 3, strides=2, name="p3")(p2)
+        >>> model = SwappedModel(inputs, p3, pyramid_outputs={"P2": p2, "P3": p3},
+        ...                      pyramid_level_inputs={"P2": "p2", "P3": "p3"})
+        >>> sorted(model.pyramid_outputs)
+        ['P2', 'P3']
     """
 
     def __init__(self, inputs, outputs, name=None, **kwargs):
@@ -45,8 +51,11 @@ class SwappedModel(keras.Model):
         """Dict level -> KerasTensor (empty when the source had none).
 
         Example:
-            >>> swapped.pyramid_outputs["P3"].shape
-            (None, 28, 28, 512)
+            >>> inputs = keras.Input((8, 8, 3))
+            >>> p2 = keras.layers.Conv2D(4, 3, strides=2)(inputs)
+            >>> model = SwappedModel(inputs, p2, pyramid_outputs={"P2": p2})
+            >>> model.pyramid_outputs["P2"].shape
+            (None, 3, 3, 4)
         """
         return dict(self._pyramid_outputs)
 
@@ -55,8 +64,11 @@ class SwappedModel(keras.Model):
         """Dict level -> layer name (empty when the source had none).
 
         Example:
-            >>> swapped.get_layer(swapped.pyramid_level_inputs["P3"]).name
-            'stack2_c2f_output'
+            >>> inputs = keras.Input((8, 8, 3))
+            >>> p2 = keras.layers.Conv2D(4, 3, strides=2, name="p2")(inputs)
+            >>> model = SwappedModel(inputs, p2, pyramid_level_inputs={"P2": "p2"})
+            >>> model.get_layer(model.pyramid_level_inputs["P2"]).name
+            'p2'
         """
         return dict(self._pyramid_level_inputs)
 
@@ -65,14 +77,14 @@ class SwappedModel(keras.Model):
         if isinstance(spec, keras.KerasTensor):
             return spec
         op_name, occurrence, index = spec
-        by_depth = self._nodes_by_depth
+        by_depth = _private.nodes_by_depth(self)
         nodes = [n for d in sorted(by_depth, reverse=True) for n in by_depth[d]
                  if n.operation is not None and n.operation.name == op_name]
         return nodes[occurrence].outputs[index]
 
     def _spec(self, tensor):
-        op, _, index = tensor._keras_history
-        by_depth = self._nodes_by_depth
+        op, _, index = _private.keras_history(tensor)
+        by_depth = _private.nodes_by_depth(self)
         nodes = [n for d in sorted(by_depth, reverse=True) for n in by_depth[d]
                  if n.operation is op]
         occurrence = next(i for i, n in enumerate(nodes) if any(t is tensor for t in n.outputs))
@@ -82,7 +94,13 @@ class SwappedModel(keras.Model):
         """Functional config plus the pyramid metadata.
 
         Example:
-            >>> SwappedModel.from_config(swapped.get_config())
+            >>> inputs = keras.Input((8, 8, 3))
+            >>> p2 = keras.layers.Conv2D(4, 3, strides=2, name="p2")(inputs)
+            >>> model = SwappedModel(inputs, p2, pyramid_outputs={"P2": p2})
+            >>> model.get_config()["pyramid_outputs"]
+            {'P2': ['p2', 0, 0]}
+            >>> sorted(SwappedModel.from_config(model.get_config()).pyramid_outputs)
+            ['P2']
         """
         config = super().get_config()
         if self._pyramid_outputs:
@@ -116,11 +134,13 @@ def swap_activations(model, activation, match=None, placement="all"):
         model: a built ``keras.Model`` (Functional, Sequential or task model).
         activation: what to put at each site, one fresh layer per site:
             a ``keras_acts`` name (``"pwlu"``, ``"acon_c"``, ``"meta_acon"``,
-            ``"serf"``), a layer class, a layer instance used as a template
-            (cloned from its config per site) or a config dict -- all resolved by
-            ``keras_acts.get`` and given the site's name and dtype policy (and
-            ``axis=1`` after channels-first convolutions) -- or a factory
-            ``f(site) -> keras.layers.Layer`` returning a new layer per call.
+            ``"serf"``), a Keras activation name (``"relu"``, ``"gelu"``: a
+            ``keras.layers.Activation``), a layer class, a layer instance used
+            as a template (cloned from its config per site) or a config dict --
+            all resolved by ``keras_acts.registry.make_activation`` and given the
+            site's name and dtype policy (and ``axis=1`` after channels-first
+            convolutions) -- or a factory ``f(site) -> keras.layers.Layer``
+            returning a new layer per call.
         match: which activation kinds: ``None`` (all hidden-layer kinds: relu,
             relu6, leaky_relu, elu, selu, celu, gelu, swish/silu, hard_swish,
             mish), a name or list of names, or a predicate ``f(layer) -> bool``
@@ -149,16 +169,19 @@ def swap_activations(model, activation, match=None, placement="all"):
 
 
 def _activation_factory(activation):
-    """``site -> fresh layer`` for any accepted ``activation`` argument."""
+    """``site -> fresh layer`` for any accepted ``activation`` argument.
+
+    Everything but a factory goes through :func:`keras_acts.registry.make_activation`
+    (our names, classes, templates and configs; Keras activation names), with
+    the site's name, dtype policy and channel axis.
+    """
     if (callable(activation) and not isinstance(activation, (type, keras.layers.Layer))):
         return activation
     if not isinstance(activation, (str, dict, type, keras.layers.Layer)):
-        raise TypeError("`activation` must be a keras_acts name, a layer class, a layer "
-                        "instance (template), a config dict or a factory f(site) -> layer; "
-                        f"received {activation!r}.")
-    from keras_acts.registry import get  # lazy: the layers floor may load after us
-
-    probe = get(activation)  # fails early, listing the allowed names
+        raise TypeError("`activation` must be a keras_acts name, a Keras activation name, a "
+                        "layer class, a layer instance (template), a config dict or a factory "
+                        f"f(site) -> layer; received {activation!r}.")
+    probe = make_activation(activation)  # fails early, listing the allowed names
     accepts_axis = "axis" in inspect.signature(type(probe).__init__).parameters
 
     def factory(site):
@@ -167,7 +190,7 @@ def _activation_factory(activation):
             kwargs["dtype"] = getattr(site.dtype, "name", site.dtype)  # a plain string
         if accepts_axis and site.channel_axis != -1:
             kwargs["axis"] = site.channel_axis
-        return get(activation, **kwargs)
+        return make_activation(activation, **kwargs)
 
     return factory
 
@@ -176,7 +199,10 @@ def clone_layer(layer, **overrides):
     """A new, unbuilt layer with ``layer``'s config (``overrides`` applied).
 
     Example:
+        >>> conv = keras.layers.Conv2D(8, 3, activation="relu", name="conv")
         >>> linear = clone_layer(conv, activation="linear")
+        >>> linear.activation.__name__, linear.built
+        ('linear', False)
     """
     config = layer.get_config()
     config.update(overrides)
@@ -202,7 +228,13 @@ def copy_weights(source, target):
     Raises ``ValueError`` when the number or shapes of the weights differ.
 
     Example:
-        >>> copy_weights(old_layer, new_layer)
+        >>> old, new = keras.layers.Dense(2), keras.layers.Dense(2)
+        >>> old.build((None, 3)); new.build((None, 3))
+        >>> copy_weights(old, new)
+        >>> import numpy as np
+        >>> np.array_equal(keras.ops.convert_to_numpy(new.kernel),
+        ...                keras.ops.convert_to_numpy(old.kernel))
+        True
     """
     if isinstance(source, keras.layers.Layer):
         src, dst = source.weights, target.weights
@@ -261,7 +293,8 @@ class _Swapper:
         # here and called once, by the new Sequential, before the weight copy.
         sequential = isinstance(model, keras.Sequential)
 
-        new_inputs = keras.tree.map_structure(_new_input, function._inputs_struct)
+        new_inputs = keras.tree.map_structure(_new_input,
+                                             _private.input_structure(function))
         tensors = {id(old): new for old, new in
                    zip(function.inputs, keras.tree.flatten(new_inputs))}
         clones, pairs, applied = {}, [], []
@@ -305,7 +338,7 @@ class _Swapper:
                                          name=model.name)
         else:
             outputs = keras.tree.pack_sequence_as(
-                function._outputs_struct, [tensors[id(t)] for t in function.outputs])
+                _private.output_structure(function), [tensors[id(t)] for t in function.outputs])
             new_model = SwappedModel(new_inputs, outputs, name=model.name,
                                      **_pyramids(model, view, tensors))
         for old, new in pairs:
@@ -328,7 +361,7 @@ class _Swapper:
 
 def _new_input(tensor):
     """A fresh ``keras.Input`` like ``tensor`` (named after its InputLayer)."""
-    history = getattr(tensor, "_keras_history", None)
+    history = _private.keras_history(tensor)
     name = history.operation.name if history and history.operation else tensor.name
     return keras.Input(batch_shape=tensor.shape, dtype=tensor.dtype, sparse=tensor.sparse,
                        name=name)
@@ -355,6 +388,6 @@ def _pyramids(model, view, tensors):
             nodes = [n for n in view.nodes if n.operation.name == name]
             new = tensors.get(id(nodes[0].outputs[0])) if len(nodes) == 1 else None
             if new is not None:
-                mapped[level] = new._keras_history.operation.name
+                mapped[level] = _private.keras_history(new).operation.name
         found["pyramid_level_inputs"] = mapped
     return found

@@ -17,7 +17,7 @@ def paper_normal():
     """N(0, 1) initializer: the official ACON code's ``torch.randn`` for p1, p2.
 
     Example:
-        >>> AconC(p1_initializer=paper_normal())
+        >>> layer = AconC(p1_initializer=paper_normal())
     """
     return keras.initializers.RandomNormal(mean=0.0, stddev=1.0)
 

@@ -68,7 +68,7 @@ class MetaAcon(ActivationLayer):
     Example:
         >>> model = keras.Sequential([keras.Input((32, 32, 3)),
         ...                           keras.layers.Conv2D(32, 3), MetaAcon()])
-        >>> [w.path.split("/", 1)[1] for w in model.layers[-1].weights][-4:]
+        >>> ["/".join(w.path.split("/")[-2:]) for w in model.layers[-1].weights][-4:]
         ['bn2/gamma', 'bn2/beta', 'bn2/moving_mean', 'bn2/moving_variance']
     """
 
@@ -232,8 +232,8 @@ class MetaAcon(ActivationLayer):
         """
         if self.use_bn and len(store.keys()) == 14:
             legacy = [store[str(i)] for i in range(14)]
-            own = self._trainable_variables + self._non_trainable_variables
-            for var, value in zip(own, legacy[:6]):
+            own = (self.p1, self.p2, self.kernel1, self.bias1, self.kernel2, self.bias2)
+            for var, value in zip(own, legacy[:6]):   # the order build() made them in
                 var.assign(value)
             for bn, (gamma, beta, mean, var) in ((self.bn1, (6, 7, 10, 11)),
                                                  (self.bn2, (8, 9, 12, 13))):

@@ -137,7 +137,7 @@ def reduce_to_shape(grad, shape):
     a suffix of it (leading axes are summed away). Uses :func:`safe_sum`.
 
     Example:
-        >>> reduce_to_shape(K.ones([4, 3]), (1, 3))
+        >>> K.convert_to_numpy(reduce_to_shape(K.ones([4, 3]), (1, 3)))
         array([[4., 4., 4.]], dtype=float32)
     """
     shape = tuple(int(d) for d in shape)
@@ -169,25 +169,3 @@ def is_tensorflow():
         True
     """
     return keras.backend.backend() == "tensorflow"
-
-
-def gather(table, indices):
-    """``table[indices]`` for a 1-D table and in-range integer indices.
-
-    The backend's plain gather, without the negative-index fix-up or bounds
-    handling of ``keras.ops.take`` (the callers clamp their indices first).
-
-    Example:
-        >>> gather(K.convert_to_tensor([1.0, 2.0, 3.0]), K.convert_to_tensor([2, 0]))
-        array([3., 1.], dtype=float32)
-    """
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf  # noqa: PLC0415
-
-        return tf.gather(table, indices)
-    if backend == "jax":
-        return table.at[indices].get(mode="promise_in_bounds")
-    if backend == "torch":
-        return table[indices.long()]
-    return K.take(table, indices)

@@ -49,6 +49,8 @@ def export_mode(enabled=True, quantization=None):
     shorter, bounded-range formulation (see :func:`export_quantization`).
 
     Example:
+        >>> import tensorflow as tf
+        >>> from keras_acts.ops import serf
         >>> with export_mode():
         ...     y = serf(tf.constant([1.0]))   # uses erf_builtin, no tf.Erf
         >>> with export_mode(quantization="int8"):

@@ -49,6 +49,7 @@ def saved_for_backward(fn, *args):
         the backend: op names on TensorFlow, ``residual<i>`` elsewhere).
 
     Example:
+        >>> from keras import ops as K
         >>> from keras_acts import ops
         >>> x = K.zeros([4, 8, 8, 16])
         >>> [s.name for s in saved_for_backward(ops.serf, x)]
@@ -223,6 +224,7 @@ def saved_bytes(saved):
     """Total bytes of a :func:`saved_for_backward` result (unknown sizes count 0).
 
     Example:
+        >>> from keras import ops as K
         >>> saved_bytes(saved_for_backward(lambda t: t * t, K.zeros([10])))
         40
     """

@@ -11,7 +11,7 @@ every finite input) or normalises in the scaled domain.
 Example:
     >>> from keras import ops as K
     >>> scale, m, v = scaled_moments(K.convert_to_tensor([[1e20], [-1e20]]), [0])
-    >>> float(scale[0] * K.sqrt(v[0])) / 1e20   # the standard deviation, 1e20
+    >>> round(float(scale[0] * K.sqrt(v[0])) / 1e20, 6)   # the standard deviation, 1e20
     1.0
 """
 
@@ -31,7 +31,7 @@ def magnitude(x, axis, keepdims=True):
     ``x * (1 / s)``, and 1 / 3e38 would be flushed to 0).
 
     Example:
-        >>> float(magnitude(K.convert_to_tensor([3e38, 1.0]), 0))
+        >>> float(magnitude(K.convert_to_tensor([3e38, 1.0]), 0, keepdims=False))
         1.2676506002282294e+30
     """
     scale = K.max(K.abs(x), axis=axis, keepdims=keepdims)
@@ -51,7 +51,7 @@ def scaled_moments(x, axes, keepdims=False):
 
     Example:
         >>> s, m, v = scaled_moments(K.convert_to_tensor([[1.0, 2.0], [3.0, 6.0]]), [0])
-        >>> [float(t) for t in s * m], [float(t) for t in s * s * v]
+        >>> [round(float(t), 5) for t in s * m], [round(float(t), 5) for t in s * s * v]
         ([2.0, 4.0], [1.0, 4.0])
     """
     scale = magnitude(x, axes)

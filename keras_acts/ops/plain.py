@@ -9,7 +9,7 @@ it needs. Not what a model should use.
 Example:
     >>> from keras import ops as K
     >>> [round(float(v), 4) for v in plain_serf(K.convert_to_tensor([0.0, 1.0]))]
-    [0.0, 0.8659]
+    [0.0, 0.9367]
 """
 
 from keras import ops as K

@@ -9,14 +9,23 @@ Switches (all on by default; :func:`tricks` flips them for a block)::
                         ``tf.function(jit_compile=True)`` on TensorFlow in
                         graph and eager mode, ``jax.jit`` on JAX in eager mode
                         (both inlined when the caller is compiled).
-                        Row: ``python -m benchmarks.ops`` "graph fwd+bwd"
-                        (PWLU 25x -> 3.6x ReLU when it was introduced); on
-                        JAX it spares eager calls one dispatch per op.
+                        Row: ``python -m benchmarks.ops`` "graph fwd+bwd" of
+                        every activation (the README's ops table has the
+                        figures); on JAX it spares eager calls one dispatch
+                        per op.
     materialize_tables  compute small lookup tables into their own buffer before
                         a gather reads them. Row: "xla fwd" of pwlu_channelwise
-                        (5.8x -> 1.85x ReLU).
+                        (and ``tests/ops/test_pwlu_op.py`` checks the HLO).
     stacked_sums        reduce several parameter-gradient columns with one
                         stacked reduction. Row: "xla fwd+bwd" of acon_c.
+    plain_gather        read lookup tables with the backend's own gather and
+                        no bounds handling (the callers clamp their indices):
+                        ``tf.gather``, JAX's ``promise_in_bounds``, PyTorch
+                        indexing, instead of ``keras.ops.take``'s negative-index
+                        fix-up and clipping. Rows: "xla fwd" / "xla fwd+bwd"
+                        of pwlu_channelwise and pwlu_layerwise (the only
+                        gathers); in since the ops were written once for every
+                        backend, not yet A/B-measured on its own.
 
 The tricks change speed only, never values (tests compare both settings).
 
@@ -32,7 +41,8 @@ import threading
 import keras
 from keras import ops as K
 
-_DEFAULTS = {"nested_kernels": True, "materialize_tables": True, "stacked_sums": True}
+_DEFAULTS = {"nested_kernels": True, "materialize_tables": True, "stacked_sums": True,
+             "plain_gather": True}
 _state = threading.local()
 
 
@@ -68,9 +78,10 @@ def tricks(**flags):
         _state.flags = previous
 
 
-_KERNELS = {}
+_KERNELS = {}   # the nested-kernel cache: (backend, fn, static args) -> compiled fn
 
 
+# Switch "nested_kernels"; row: benchmarks.ops "graph fwd+bwd".
 def kernel(fn, **static):
     """``fn(*tensors, **static)`` as one nested XLA kernel on TensorFlow and JAX.
 
@@ -101,6 +112,7 @@ def kernel(fn, **static):
     return _KERNELS[key]
 
 
+# Switch "materialize_tables"; row: benchmarks.ops "xla fwd" of pwlu_channelwise.
 def materialized(table, compiled):
     """``table`` itself, computed into its own buffer before XLA gathers from it.
 
@@ -114,7 +126,8 @@ def materialized(table, compiled):
     ``materialize_tables`` switch is on.
 
     Example:
-        >>> materialized(K.convert_to_tensor([1.0, 2.0]), compiled=True)
+        >>> K.convert_to_numpy(materialized(K.convert_to_tensor([1.0, 2.0], "float32"),
+        ...                                 compiled=True))
         array([1., 2.], dtype=float32)
     """
     if not (compiled and enabled("materialize_tables")):
@@ -122,6 +135,7 @@ def materialized(table, compiled):
     return K.sum(K.stack([table, table * K.zeros([], table.dtype)], axis=0), axis=0)
 
 
+# Switch "stacked_sums"; row: benchmarks.ops "xla fwd+bwd" of acon_c.
 def stacked_sums(columns, axes, compiled):
     """Partial sums of same-shaped ``columns`` over ``axes`` (keepdims), one per column.
 
@@ -135,7 +149,7 @@ def stacked_sums(columns, axes, compiled):
 
     Example:
         >>> a, b = stacked_sums([K.ones([4, 3])] * 2, [0], compiled=True)
-        >>> a.shape
+        >>> tuple(a.shape)
         (1, 3)
     """
     if not axes:
@@ -146,3 +160,30 @@ def stacked_sums(columns, axes, compiled):
     stacked = K.maximum(stacked, K.convert_to_tensor(float("-inf"), stacked.dtype))
     total = K.sum(stacked, axis=[a + 1 for a in axes], keepdims=True)
     return [total[i] for i in range(len(columns))]
+
+
+# Switch "plain_gather"; rows: benchmarks.ops "xla fwd", "xla fwd+bwd" of pwlu_*.
+def gather(table, indices):
+    """``table[indices]`` for a 1-D table and in-range integer indices.
+
+    With ``plain_gather`` on, the backend's plain gather, without the
+    negative-index fix-up or bounds handling of ``keras.ops.take`` (the callers
+    clamp their indices first); off, ``keras.ops.take``. Same values either way.
+
+    Example:
+        >>> K.convert_to_numpy(gather(K.convert_to_tensor([1.0, 2.0, 3.0], "float32"),
+        ...                           K.convert_to_tensor([2, 0])))
+        array([3., 1.], dtype=float32)
+    """
+    backend = keras.backend.backend()
+    if not enabled("plain_gather"):
+        return K.take(table, indices)
+    if backend == "tensorflow":
+        import tensorflow as tf  # noqa: PLC0415
+
+        return tf.gather(table, indices)
+    if backend == "jax":
+        return table.at[indices].get(mode="promise_in_bounds")
+    if backend == "torch":
+        return table[indices.long()]
+    return K.take(table, indices)

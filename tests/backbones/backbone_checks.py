@@ -3,19 +3,21 @@
 import numpy as np
 import keras
 
-import keras_acts
+from keras_acts import _private
+from keras_acts import registry
+from keras_acts.layers import ActivationLayer
 
-ACTIVATIONS = ("pwlu", "acon_c", "meta_acon", "serf")
-ACT_TYPES = (keras_acts.PWLU, keras_acts.AconC, keras_acts.MetaAcon, keras_acts.Serf)
+ACTIVATIONS = registry.names()
+ACT_TYPES = ActivationLayer
 
 
 def layers_of(model):
     """Every layer inside ``model`` (recursively, each object once)."""
-    return list(model._flatten_layers(include_self=False, recursive=True))
+    return list(registry.iter_layers(model))
 
 
 def activation_layers(model, types=ACT_TYPES):
-    return [layer for layer in layers_of(model) if isinstance(layer, types)]
+    return list(registry.iter_layers(model, types=types))
 
 
 def assert_fresh_sites(model, n_sites, types=ACT_TYPES):
@@ -24,7 +26,7 @@ def assert_fresh_sites(model, n_sites, types=ACT_TYPES):
     assert len(acts) == n_sites
     assert len({id(a) for a in acts}) == n_sites
     for act in acts:
-        assert len(act._inbound_nodes) == 1, act.name
+        assert len(_private.inbound_nodes(act)) == 1, act.name
 
 
 def assert_nothing_shared(old, new):

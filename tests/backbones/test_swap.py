@@ -147,7 +147,7 @@ def test_hard_swish_subgraph_fused_and_op_sites():
 def test_sequential_model_stays_sequential():
     model = keras.Sequential([
         keras.Input((6, 6, 3)), L.Conv2D(4, 3, activation="swish", name="c1"),
-        L.Conv2D(4, 3, name="c2"), L.LeakyReLU(0.1, name="leaky"), L.Flatten(),
+        L.Conv2D(4, 3, name="c2"), L.LeakyReLU(0.1, name="leaky"), L.Flatten(name="flatten"),
         L.Dense(2, activation="gelu", name="d")], name="seq")
     swapped = swap_activations(model, "serf")
     assert isinstance(swapped, keras.Sequential) and swapped.name == "seq"

@@ -1,17 +1,14 @@
 """keras-acts export CLI, and int8 full-integer accuracy on Fashion-MNIST."""
 
 import os
-import sys
 
 import numpy as np
 import pytest
+from int8_check import int8_accuracy  # tests/export, on pytest's `pythonpath`
 
-sys.path.insert(0, os.path.dirname(__file__))
-from int8_check import int8_accuracy  # noqa: E402
-
-import keras_acts  # noqa: E402
-from keras_acts.cli import main  # noqa: E402
-from keras_acts.export import run_tflite  # noqa: E402
+import keras_acts
+from keras_acts.cli import main
+from keras_acts.export import run_tflite
 
 
 def test_cli_export_float16_and_int8(tmp_path, capsys):
