@@ -341,19 +341,26 @@ def _read(path_or_bytes):
         return f.read()
 
 
-def load_interpreter(path_or_bytes, input_shape=None, num_threads=None):
+def load_interpreter(path_or_bytes, input_shape=None, num_threads=None, xnnpack=True):
     """A LiteRT interpreter for a flatbuffer, input resized to ``input_shape``.
 
     ``input_shape`` includes the batch (e.g. ``(8, 28, 28, 1)``); tensors are
-    allocated. ``num_threads`` None lets LiteRT choose.
+    allocated. ``num_threads`` None lets LiteRT choose. ``xnnpack`` True (the
+    LiteRT default) applies the default XNNPACK delegate; False runs every op
+    in LiteRT's builtin reference/optimized kernels
+    (``OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES``).
 
     Example:
         >>> it = load_interpreter("m.tflite", (1, 224, 224, 3), num_threads=2)
         >>> it.invoke()
     """
     from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import OpResolverType
 
-    interpreter = Interpreter(model_content=_read(path_or_bytes), num_threads=num_threads)
+    kwargs = {} if xnnpack else {
+        "experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+    interpreter = Interpreter(model_content=_read(path_or_bytes), num_threads=num_threads,
+                              **kwargs)
     if input_shape is not None:
         detail = interpreter.get_input_details()[0]
         if tuple(detail["shape"]) != tuple(input_shape):
@@ -378,13 +385,14 @@ def _dequantize(y, detail):
     return y
 
 
-def run_tflite(path_or_bytes, inputs, num_threads=None, batch_size=256):
+def run_tflite(path_or_bytes, inputs, num_threads=None, batch_size=256, xnnpack=True):
     """Run a TFLite model on ``inputs`` with the LiteRT interpreter.
 
     Works for any batch size (the input is resized; large inputs are run in
     chunks of ``batch_size``). Float inputs to int8-io models are quantized and
     int8 outputs dequantized with the tensors' scale and zero point. Returns a
-    float ``np.ndarray`` (a list of them for several outputs).
+    float ``np.ndarray`` (a list of them for several outputs). ``xnnpack``: see
+    :func:`load_interpreter`.
 
     Example:
         >>> y = run_tflite("model.tflite", x_test[:100], num_threads=2)
@@ -397,7 +405,7 @@ def run_tflite(path_or_bytes, inputs, num_threads=None, batch_size=256):
     for start in range(0, max(len(x), 1), batch_size):
         batch = x[start:start + batch_size]
         if interpreter is None or batch.shape != shape:
-            interpreter = load_interpreter(content, batch.shape, num_threads)
+            interpreter = load_interpreter(content, batch.shape, num_threads, xnnpack)
             shape = batch.shape
         detail = interpreter.get_input_details()[0]
         interpreter.set_tensor(detail["index"], _quantize(batch, detail))
@@ -408,7 +416,7 @@ def run_tflite(path_or_bytes, inputs, num_threads=None, batch_size=256):
     return outputs[0] if len(outputs) == 1 else outputs
 
 
-def parity_report(model, path_or_bytes, inputs, num_threads=None, batch_size=256):
+def parity_report(model, path_or_bytes, inputs, num_threads=None, batch_size=256, xnnpack=True):
     """Compare the TFLite model's outputs with the Keras model's on ``inputs``.
 
     Returns a dict: ``max_abs`` (max |tflite - keras|), ``max_rel`` (``max_abs``
@@ -422,7 +430,8 @@ def parity_report(model, path_or_bytes, inputs, num_threads=None, batch_size=256
         True
     """
     x = np.asarray(inputs)
-    got = run_tflite(path_or_bytes, x, num_threads=num_threads, batch_size=batch_size)
+    got = run_tflite(path_or_bytes, x, num_threads=num_threads, batch_size=batch_size,
+                     xnnpack=xnnpack)
     ref = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
     got = np.asarray(got, np.float64).reshape(ref.shape)
     ref = ref.astype(np.float64)

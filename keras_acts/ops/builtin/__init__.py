@@ -25,11 +25,14 @@ from keras_acts.ops.builtin.pwlu import pwlu_hinges
 from keras_acts.ops.builtin.pwlu import pwlu_tables
 from keras_acts.ops.builtin.serf import erf_builtin
 from keras_acts.ops.builtin.serf import serf_builtin
+from keras_acts.ops.builtin.serf import serf_erf_builtin
+from keras_acts.ops.builtin.serf import serf_gelu_builtin
 from keras_acts.ops.builtin.serf import serf_int8_builtin
 
 
 def serf(x):
-    """Serf for export: :func:`serf_builtin` (int8 exports: :func:`serf_int8_builtin`).
+    """Serf for export: :func:`serf_builtin` (float: the builtin GELU,
+    :func:`serf_gelu_builtin`; int8 exports: :func:`serf_int8_builtin`).
 
     Example:
         >>> y = serf(tf.constant([-1.0, 2.0]))
@@ -76,4 +79,4 @@ def pwlu(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1, a
 
 __all__ = ["acon_c", "acon_c_builtin", "erf_builtin", "export_mode", "export_mode_enabled",
            "export_quantization", "pwlu", "pwlu_builtin", "pwlu_hinges", "pwlu_tables", "serf",
-           "serf_builtin", "serf_int8_builtin"]
+           "serf_builtin", "serf_erf_builtin", "serf_gelu_builtin", "serf_int8_builtin"]

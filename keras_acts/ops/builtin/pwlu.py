@@ -76,7 +76,9 @@ def pwlu_builtin(x, left_bound, right_bound, points, left_slope, right_slope, ax
 
     Example:
         >>> pts = tf.nn.relu(tf.linspace(-3.0, 3.0, 17))
-        >>> pwlu_builtin(tf.constant([-4.0, 0.5, 4.0]), -3.0, 3.0, pts, 0.0, 1.0)
+        >>> y = pwlu_builtin(tf.constant([-4.0, 0.5, 4.0]), -3.0, 3.0, pts, 0.0, 1.0)
+        >>> [round(float(v), 4) for v in y]
+        [0.0, 0.5, 4.0]
     """
     n, bshape, v, (scale, shift, intercept, slope) = _export_lines(
         x, left_bound, right_bound, points, left_slope, right_slope, axis)
@@ -111,7 +113,9 @@ def pwlu_hinges(x, left_bound, right_bound, points, left_slope, right_slope, axi
 
     Example:
         >>> pts = tf.nn.relu(tf.linspace(-3.0, 3.0, 17))
-        >>> pwlu_hinges(tf.constant([-4.0, 0.5, 4.0]), -3.0, 3.0, pts, 0.0, 1.0)
+        >>> y = pwlu_hinges(tf.constant([-4.0, 0.5, 4.0]), -3.0, 3.0, pts, 0.0, 1.0)
+        >>> [round(float(v), 4) for v in y]
+        [0.0, 0.5, 4.0]
     """
     n, bshape, v, (_, _, intercept, slope) = _export_lines(
         x, left_bound, right_bound, points, left_slope, right_slope, axis)
