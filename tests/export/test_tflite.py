@@ -187,6 +187,34 @@ def test_serf_export_is_builtin_gelu_with_xnnpack_parity(quantization, bound):
         assert not np.array_equal(got, plain)
 
 
+def _pwlu_op_counts(num_intervals, channelwise, rank):
+    from keras_acts.export.tflite import _op_table
+
+    shape = SHAPES[rank]
+    inputs = keras.Input(shape)
+    layer = keras_acts.PWLU(num_intervals=num_intervals, channelwise=channelwise,
+                            phase1_steps=0)
+    mix = keras.layers.Dense(CHANNELS) if rank == 2 else keras.layers.Conv2D(CHANNELS, 1)
+    model = keras.Model(inputs, layer(mix(inputs)))
+    rng = np.random.default_rng(num_intervals)
+    for w in layer.trainable_weights:  # a general (non-ReLU) shape: nothing folds away
+        w.assign(keras.ops.convert_to_numpy(w) + rng.normal(0, 0.3, tuple(w.shape)))
+    flat = to_tflite(model)
+    x = _inputs(rank, 5)
+    assert parity_report(model, flat, x)["max_rel"] <= 1e-5
+    return {name: len(outputs) for name, _, outputs in _op_table(flat)}
+
+
+@pytest.mark.parametrize("rank", [2, 4])
+@pytest.mark.parametrize("channelwise", [True, False])
+def test_pwlu_float_export_op_count_does_not_grow_with_num_intervals(channelwise, rank):
+    counts8 = _pwlu_op_counts(8, channelwise, rank)
+    counts32 = _pwlu_op_counts(32, channelwise, rank)
+    assert counts8 == counts32, (counts8, counts32)
+    assert sum(counts8.values()) <= 10, counts8
+    assert "GATHER" not in counts8
+
+
 def test_write_file_and_run_any_batch(tmp_path):
     model = _model("serf", 4)
     path = os.path.join(tmp_path, "sub", "serf.tflite")
