@@ -188,7 +188,7 @@ def test_serf_export_is_builtin_gelu_with_xnnpack_parity(quantization, bound):
 
 
 def _pwlu_op_counts(num_intervals, channelwise, rank):
-    from keras_acts.export.tflite import _op_table
+    from keras_acts.export.flatbuffer import _op_table
 
     shape = SHAPES[rank]
     inputs = keras.Input(shape)
@@ -252,7 +252,7 @@ def test_unconvertible_layer_fails_naming_op_and_layer():
 
 
 def test_flatbuffer_check_names_flex_op_and_layer():
-    from keras_acts.export.tflite import export_concrete_function
+    from keras_acts.export import export_concrete_function
 
     model = _unconvertible_model()
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
