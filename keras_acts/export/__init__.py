@@ -32,8 +32,9 @@ from keras_acts.export.runtime import load_interpreter
 from keras_acts.export.runtime import parity_report
 from keras_acts.export.runtime import run_tflite
 from keras_acts.export.runtime import xnnpack_partitions
+from keras_acts.export.runtime import xnnpack_refused
 
 __all__ = ["ExportError", "QUANTIZATIONS", "builtin_op_names", "check_builtin_only",
            "export_concrete_function", "format_parity", "load_interpreter", "op_counts",
            "parity_report", "representative_from_array", "run_tflite", "to_tflite",
-           "xnnpack_partitions"]
+           "xnnpack_partitions", "xnnpack_refused"]

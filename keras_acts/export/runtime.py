@@ -158,22 +158,58 @@ def format_parity(report):
     return text
 
 
+def _delegate_view(path_or_bytes, input_shape, num_threads):
+    interpreter = load_interpreter(path_or_bytes, input_shape, num_threads)
+    details = getattr(interpreter, "_get_ops_details", None)
+    if details is None:  # pragma: no cover - LiteRT changed its private API
+        return interpreter, None
+    return interpreter, details()
+
+
 def xnnpack_partitions(path_or_bytes, input_shape=None, num_threads=None):
     """Number of XNNPACK delegate partitions LiteRT makes of a flatbuffer.
 
     1 when XNNPACK runs the whole graph; every op it refuses (GATHER, CAST,
     EXPAND_DIMS, ...) runs in LiteRT's own kernels and splits the graph into
     more partitions (0: XNNPACK took nothing). Read from the interpreter's
-    execution plan (its DELEGATE nodes; private ``_get_ops_details`` of the
-    LiteRT interpreter, guarded: None if it is missing).
+    nodes (its DELEGATE nodes; private ``_get_ops_details`` of the LiteRT
+    interpreter, guarded: None if it is missing).
 
     Example:
         >>> model, flat = _example_flatbuffer()
         >>> xnnpack_partitions(flat, (1, 4))
         1
     """
-    interpreter = load_interpreter(path_or_bytes, input_shape, num_threads)
-    details = getattr(interpreter, "_get_ops_details", None)
-    if details is None:  # pragma: no cover - LiteRT changed its private API
+    _, ops = _delegate_view(path_or_bytes, input_shape, num_threads)
+    if ops is None:  # pragma: no cover
         return None
-    return sum(op.get("op_name") == "DELEGATE" for op in details())
+    return sum(op["op_name"] == "DELEGATE" for op in ops)
+
+
+def xnnpack_refused(path_or_bytes, input_shape=None, num_threads=None):
+    """``{op name: count}`` of the operators XNNPACK left to LiteRT's own kernels.
+
+    An operator ran outside XNNPACK when none of its outputs is an output of a
+    DELEGATE node and one of them feeds a DELEGATE node or is a model output
+    (operators inside a partition only feed their own partition). Same private
+    interpreter API as :func:`xnnpack_partitions` (None if missing).
+
+    Example:
+        >>> model, flat = _example_flatbuffer()
+        >>> xnnpack_refused(flat, (1, 4))
+        {}
+    """
+    interpreter, ops = _delegate_view(path_or_bytes, input_shape, num_threads)
+    if ops is None:  # pragma: no cover
+        return None
+    delegates = [op for op in ops if op["op_name"] == "DELEGATE"]
+    delegate_out = {t for op in delegates for t in op["outputs"]}
+    boundary = {t for op in delegates for t in op["inputs"]}
+    boundary |= {d["index"] for d in interpreter.get_output_details()}
+    refused = {}
+    for op in ops:
+        outputs = set(op["outputs"])
+        if op["op_name"] == "DELEGATE" or outputs & delegate_out or not outputs & boundary:
+            continue
+        refused[op["op_name"]] = refused.get(op["op_name"], 0) + 1
+    return refused
