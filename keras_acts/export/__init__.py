@@ -1,7 +1,8 @@
 """Floor 4 of keras_acts: TFLite / LiteRT export with builtin ops only.
 
 Three modules: :mod:`~keras_acts.export.convert` (Keras model -> flatbuffer,
-:func:`to_tflite`), :mod:`~keras_acts.export.flatbuffer` (which ops a
+:func:`to_tflite`; :func:`export_litert`: the same through Keras'
+``model.export(format="litert")``), :mod:`~keras_acts.export.flatbuffer` (which ops a
 flatbuffer holds, Flex/custom check naming the layer) and
 :mod:`~keras_acts.export.runtime` (LiteRT interpreter, :func:`run_tflite`,
 :func:`parity_report`); :mod:`~keras_acts.export.accuracy` holds the
@@ -20,6 +21,8 @@ Example:
 """
 
 from keras_acts.export.convert import QUANTIZATIONS
+from keras_acts.export.convert import converter_options
+from keras_acts.export.convert import export_litert
 from keras_acts.export.convert import export_concrete_function
 from keras_acts.export.convert import representative_from_array
 from keras_acts.export.convert import to_tflite
@@ -35,6 +38,6 @@ from keras_acts.export.runtime import xnnpack_partitions
 from keras_acts.export.runtime import xnnpack_refused
 
 __all__ = ["ExportError", "QUANTIZATIONS", "builtin_op_names", "check_builtin_only",
-           "export_concrete_function", "format_parity", "load_interpreter", "op_counts",
+           "converter_options", "export_concrete_function", "export_litert", "format_parity", "load_interpreter", "op_counts",
            "parity_report", "representative_from_array", "run_tflite", "to_tflite",
            "xnnpack_partitions", "xnnpack_refused"]

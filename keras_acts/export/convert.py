@@ -160,6 +160,88 @@ def _normalize_quantization(quantization):
     return q
 
 
+def converter_options(quantization=None, representative_dataset=None, int8_io=False):
+    """``(quantization, {converter attribute: value})`` for a quantization mode.
+
+    The TFLite converter settings of :func:`to_tflite` and :func:`export_litert`
+    (where they are Keras' documented ``format="litert"`` keyword arguments):
+    builtin ops only (``TFLITE_BUILTINS``; ``TFLITE_BUILTINS_INT8`` for "int8"),
+    ``Optimize.DEFAULT`` for every quantization, float16 weights for
+    "float16", the representative dataset and float32 (or int8) input/output
+    for "int8". ``quantization`` comes back normalised ("none", ...).
+
+    Example:
+        >>> q, options = converter_options("float16")
+        >>> q, sorted(options), options["target_spec"]["supported_types"]
+        ('float16', ['optimizations', 'target_spec'], [tf.float16])
+    """
+    q = _normalize_quantization(quantization)
+    if q == "int8" and representative_dataset is None:
+        raise ValueError("quantization='int8' needs a representative_dataset (calibration "
+                         "inputs): a generator function or an array of model inputs.")
+    if int8_io and q != "int8":
+        raise ValueError("int8_io=True needs quantization='int8'.")
+    options = {"target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}}
+    if q in ("float16", "dynamic_range", "int8"):
+        options["optimizations"] = [tf.lite.Optimize.DEFAULT]
+    if q == "float16":
+        options["target_spec"]["supported_types"] = [tf.float16]
+    if q == "int8":
+        if not callable(representative_dataset):
+            representative_dataset = representative_from_array(representative_dataset)
+        options["representative_dataset"] = representative_dataset
+        options["target_spec"]["supported_ops"] = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        io = tf.int8 if int8_io else tf.float32
+        options["inference_input_type"] = io
+        options["inference_output_type"] = io
+    return q, options
+
+
+def export_litert(model, filepath, quantization=None, representative_dataset=None, *,
+                  int8_io=False, input_signature=None, **converter_kwargs):
+    """Keras' own ``model.export(filepath, format="litert")``, builtin ops only.
+
+    Calls the public Keras exporter inside :func:`keras_acts.ops.export_mode`
+    (so every keras_acts layer traces its builtin formulation, exactly as in
+    :func:`to_tflite`) with the converter settings of
+    :func:`converter_options` passed as Keras' documented LiteRT keyword
+    arguments (``target_spec``, ``optimizations``, ``representative_dataset``,
+    ``inference_input_type`` ...; ``converter_kwargs`` override them). The
+    written flatbuffer is then checked for Flex/custom ops
+    (:class:`ExportError` naming op and layer). TensorFlow backend (Keras'
+    LiteRT exporter uses it); ``filepath`` must end in ``.tflite``. Returns the
+    flatbuffer bytes.
+
+    A plain ``model.export(path, format="litert")`` outside ``export_mode``
+    traces the training kernels and Keras enables ``SELECT_TF_OPS``: Serf's
+    ``tf.Erf`` becomes a Flex op and PWLU/ACON's stability guards become
+    SELECT/IF ops; see the README.
+
+    Example:
+        >>> import keras, keras_acts, os, tempfile
+        >>> model = keras.Sequential([keras.Input((4,)), keras_acts.Serf()])
+        >>> path = os.path.join(tempfile.mkdtemp(), "serf.tflite")
+        >>> flat = export_litert(model, path)
+        >>> "GELU" in check_builtin_only(flat)
+        True
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError("export_litert uses Keras' LiteRT exporter on the TensorFlow backend; "
+                         f"the backend is {keras.backend.backend()!r}. Use to_tflite, or "
+                         "set KERAS_BACKEND=tensorflow.")
+    q, options = converter_options(quantization, representative_dataset, int8_io)
+    options.update(converter_kwargs)
+    with ops.export_mode(quantization=q):
+        model.export(os.fspath(filepath), format="litert", input_signature=input_signature,
+                     verbose=False, **options)
+    with open(filepath, "rb") as f:
+        content = f.read()
+    check_builtin_only(content, model)
+    return content
+
+
 def to_tflite(model, path=None, quantization=None, representative_dataset=None, *,
               input_shape=None, int8_io=False):
     """Convert a Keras model to a builtin-only TFLite flatbuffer (dynamic batch).
@@ -192,27 +274,15 @@ def to_tflite(model, path=None, quantization=None, representative_dataset=None, 
         >>> run_tflite(flat, np.zeros([3, 28, 28, 1], np.float32)).shape
         (3, 10)
     """
-    q = _normalize_quantization(quantization)
-    if q == "int8" and representative_dataset is None:
-        raise ValueError("quantization='int8' needs a representative_dataset (calibration "
-                         "inputs): a generator function or an array of model inputs.")
-    if int8_io and q != "int8":
-        raise ValueError("int8_io=True needs quantization='int8'.")
+    q, options = converter_options(quantization, representative_dataset, int8_io)
     concrete = export_concrete_function(model, input_shape, q)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if q in ("float16", "dynamic_range", "int8"):
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if q == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    if q == "int8":
-        if not callable(representative_dataset):
-            representative_dataset = representative_from_array(representative_dataset)
-        converter.representative_dataset = representative_dataset
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        io = tf.int8 if int8_io else tf.float32
-        converter.inference_input_type = io
-        converter.inference_output_type = io
+    for name, value in options.items():
+        if name == "target_spec":
+            for key, item in value.items():
+                setattr(converter.target_spec, key, item)
+        else:
+            setattr(converter, name, value)
     try:
         content = converter.convert()
     except Exception as error:  # ConverterError and friends
