@@ -26,7 +26,7 @@ def export_quantization():
 
     Set by :func:`export_mode` (``quantization=``); None outside it. Ops use it
     to trace a quantization-friendly formulation where the accurate float one
-    does not survive full-integer int8 (e.g. Serf's ~30-op rational erf).
+    does not survive full-integer int8 (e.g. Serf's float form).
 
     Example:
         >>> with export_mode(quantization="int8"):
@@ -52,7 +52,7 @@ def export_mode(enabled=True, quantization=None):
         >>> import tensorflow as tf
         >>> from keras_acts.ops import serf
         >>> with export_mode():
-        ...     y = serf(tf.constant([1.0]))   # uses erf_builtin, no tf.Erf
+        ...     y = serf(tf.constant([1.0]))   # uses serf_gelu_builtin (one TFLite GELU)
         >>> with export_mode(quantization="int8"):
         ...     y = serf(tf.constant([1.0]))   # uses serf_int8_builtin
     """

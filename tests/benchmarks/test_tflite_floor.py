@@ -6,7 +6,7 @@ import pytest
 from benchmarks.tflite import ElementwiseChain
 from benchmarks.tflite import with_floor
 from keras_acts.export import to_tflite
-from keras_acts.export.tflite import _op_table
+from keras_acts.export.flatbuffer import _op_table
 
 
 def _op_counts(flatbuffer):

@@ -7,6 +7,7 @@ import pytest
 from int8_check import int8_accuracy  # tests/export, on pytest's `pythonpath`
 
 import keras_acts
+import keras_acts.models  # noqa: F401
 from keras_acts.cli import main
 from keras_acts.export import run_tflite
 
@@ -29,14 +30,8 @@ def test_cli_export_float16_and_int8(tmp_path, capsys):
     assert main(["export", src, out8, "--quantize", "int8"]) == 2  # needs --calibration
 
 
-# Setup shared by the int8 accuracy tests (seeded: keras.utils.set_random_seed(0),
-# fixed training / calibration / test subsets). Undertrained models (1 epoch on
-# 8000 images, ~72% float accuracy) have many near-tied logits and gave noisy
-# drops of 1-2 points for every activation; 16000 images x 1 epoch with 2000 test
-# images still left ACON-C at 75.8% float and a 1.05-point drop (21 images) on one
-# machine. Both tests therefore train 2 epochs on 20000 images (>82% float) and
-# count on the 10000 test images, where 1 point is 100 images.
-FULL = dict(train_samples=20000, epochs=2, test_samples=10000, width=16, calibration=500)
+# FULL: the setup of the "within 1 point" check (keras_acts.export.accuracy.FULL).
+from int8_check import FULL  # noqa: E402
 
 
 @pytest.mark.parametrize("activation", ["serf", "acon_c"])

@@ -120,7 +120,7 @@ def test_serf_int8_formulation_max_abs_error_and_plumbing():
     far = np.array([-1e4, -100.0, -20.0, 20.0, 100.0, 1e4])
     far_err = np.abs(serf_int8_builtin(tf.constant(far)).numpy() - ops.serf(tf.constant(far)).numpy())
     assert np.all(far_err <= 2.91e-5 * np.abs(far) + 1e-12), far_err
-    # Plumbing: only int8 exports trace the short form; float exports keep erf_builtin.
+    # Plumbing: only int8 exports trace the short form; float exports the GELU form.
     assert export_quantization() is None
     with ops.export_mode(quantization="int8"):
         assert export_quantization() == "int8"
@@ -134,15 +134,85 @@ def test_serf_int8_formulation_max_abs_error_and_plumbing():
 
 
 def test_int8_serf_graph_is_short():
-    """The int8 Serf graph is ~9 ops around one LOGISTIC, not the ~30-op erf."""
+    """The int8 Serf graph is ~9 ops around one LOGISTIC, not the float GELU form."""
     model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(6), keras_acts.Serf()])
     rep = np.random.default_rng(0).normal(0, 3, (64, 6)).astype("float32")
     flat = to_tflite(model, quantization="int8", representative_dataset=rep)
     names = check_builtin_only(flat)
     assert "LOGISTIC" in names and "DIV" not in names and "EXP" not in names, names
-    flat32 = to_tflite(model)  # float export: accurate rational erf (DIV), parity 1e-5
-    assert "DIV" in check_builtin_only(flat32)
+    assert "GELU" not in names
+    flat32 = to_tflite(model)  # float export: the builtin GELU form, parity 1e-5
+    assert "GELU" in check_builtin_only(flat32)
     assert parity_report(model, flat32, rep)["max_rel"] <= 1e-5
+
+
+def _serf_inputs():
+    """Serf's test inputs: a dense sweep of [-30, 30], the far tails (softplus rounds to
+    0 below about -17: the t >= 1e-20 guard), +-0 and the tensor-parity batch of
+    ``_inputs``."""
+    special = [-1e4, -100.0, -90.0, -20.0, -17.5, -17.0, -8.0, -5.2, -1e-3, -0.0, 0.0, 1e-3,
+               3.0, 5.2, 8.0, 20.0, 100.0, 1e4]
+    sweep = np.linspace(-30.0, 30.0, 60 * CHANNELS * 50)
+    values = np.concatenate([sweep, special, _inputs(2, 64).ravel()])
+    values = np.concatenate([values, np.zeros(-len(values) % CHANNELS)])
+    return values.reshape(-1, CHANNELS).astype("float32")
+
+
+@pytest.mark.parametrize("quantization,bound", [(None, 1e-5), ("float16", 1e-2)])
+def test_serf_export_is_builtin_gelu_with_xnnpack_parity(quantization, bound):
+    """Serf's float export: one GELU op (fused by the converter), no ERF / Flex / custom
+    op, and its max relative error (max |tflite - float64 reference| / max |reference|)
+    within the issue's bound on the LiteRT interpreter with the XNNPACK delegate on
+    (XNNPACK computes GELU with its own approximation)."""
+    model = keras.Sequential([keras.Input((CHANNELS,)), keras_acts.Serf()])
+    flat = to_tflite(model, quantization=quantization)
+    names = check_builtin_only(flat)
+    assert "GELU" in names and "ERF" not in names, names
+    assert not [n for n in names if "FLEX" in n.upper() or n.startswith("CUSTOM")], names
+    x = _serf_inputs()
+    ref = ops.serf(tf.constant(x.astype(np.float64))).numpy()   # float64 reference
+    got = run_tflite(flat, x, num_threads=2, xnnpack=True)
+    assert np.all(np.isfinite(got))
+    rel = np.max(np.abs(got - ref)) / np.max(np.abs(ref))
+    assert rel <= bound, rel
+    near = np.abs(x) <= 30  # without the +-1e4 samples that dominate max |reference|
+    rel_near = np.max(np.abs(got - ref)[near]) / np.max(np.abs(ref)[near])
+    assert rel_near <= bound, rel_near
+    # The same bound on the tensor-parity inputs alone (|x| <= ~10), vs the Keras model.
+    assert parity_report(model, flat, _inputs(2, 64), num_threads=2)["max_rel"] <= bound
+    # XNNPACK really ran the model: its GELU differs from the reference kernel's.
+    plain = run_tflite(flat, x, num_threads=2, xnnpack=False)
+    assert np.max(np.abs(plain - ref)) / np.max(np.abs(ref)) <= bound
+    if quantization is None:
+        assert not np.array_equal(got, plain)
+
+
+def _pwlu_op_counts(num_intervals, channelwise, rank):
+    from keras_acts.export.flatbuffer import _op_table
+
+    shape = SHAPES[rank]
+    inputs = keras.Input(shape)
+    layer = keras_acts.PWLU(num_intervals=num_intervals, channelwise=channelwise,
+                            phase1_steps=0)
+    mix = keras.layers.Dense(CHANNELS) if rank == 2 else keras.layers.Conv2D(CHANNELS, 1)
+    model = keras.Model(inputs, layer(mix(inputs)))
+    rng = np.random.default_rng(num_intervals)
+    for w in layer.trainable_weights:  # a general (non-ReLU) shape: nothing folds away
+        w.assign(keras.ops.convert_to_numpy(w) + rng.normal(0, 0.3, tuple(w.shape)))
+    flat = to_tflite(model)
+    x = _inputs(rank, 5)
+    assert parity_report(model, flat, x)["max_rel"] <= 1e-5
+    return {name: len(outputs) for name, _, outputs in _op_table(flat)}
+
+
+@pytest.mark.parametrize("rank", [2, 4])
+@pytest.mark.parametrize("channelwise", [True, False])
+def test_pwlu_float_export_op_count_does_not_grow_with_num_intervals(channelwise, rank):
+    counts8 = _pwlu_op_counts(8, channelwise, rank)
+    counts32 = _pwlu_op_counts(32, channelwise, rank)
+    assert counts8 == counts32, (counts8, counts32)
+    assert sum(counts8.values()) <= 10, counts8
+    assert "GATHER" not in counts8
 
 
 def test_write_file_and_run_any_batch(tmp_path):
@@ -182,7 +252,7 @@ def test_unconvertible_layer_fails_naming_op_and_layer():
 
 
 def test_flatbuffer_check_names_flex_op_and_layer():
-    from keras_acts.export.tflite import export_concrete_function
+    from keras_acts.export import export_concrete_function
 
     model = _unconvertible_model()
     converter = tf.lite.TFLiteConverter.from_concrete_functions(

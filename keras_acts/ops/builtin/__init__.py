@@ -20,16 +20,23 @@ from keras_acts.ops.export_mode import export_mode
 from keras_acts.ops.export_mode import export_mode_enabled
 from keras_acts.ops.export_mode import export_quantization
 from keras_acts.ops.builtin.acon import acon_c_builtin
+from keras_acts.ops.builtin.pwlu import FLOAT_FORMS
+from keras_acts.ops.builtin.pwlu import float_form
+from keras_acts.ops.builtin.pwlu import pwlu_broadcast
 from keras_acts.ops.builtin.pwlu import pwlu_builtin
+from keras_acts.ops.builtin.pwlu import use_float_form
 from keras_acts.ops.builtin.pwlu import pwlu_hinges
 from keras_acts.ops.builtin.pwlu import pwlu_tables
 from keras_acts.ops.builtin.serf import erf_builtin
 from keras_acts.ops.builtin.serf import serf_builtin
+from keras_acts.ops.builtin.serf import serf_erf_builtin
+from keras_acts.ops.builtin.serf import serf_gelu_builtin
 from keras_acts.ops.builtin.serf import serf_int8_builtin
 
 
 def serf(x):
-    """Serf for export: :func:`serf_builtin` (int8 exports: :func:`serf_int8_builtin`).
+    """Serf for export: :func:`serf_builtin` (float: the builtin GELU,
+    :func:`serf_gelu_builtin`; int8 exports: :func:`serf_int8_builtin`).
 
     Example:
         >>> y = serf(tf.constant([-1.0, 2.0]))
@@ -50,9 +57,10 @@ def acon_c(x, p1, p2, beta):
 
 
 def pwlu(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1, active=True):
-    """PWLU for export: float exports a sum of hinges (:func:`pwlu_hinges`, all in
-    XNNPACK), full-integer int8 a two-GATHER lookup (:func:`pwlu_builtin`);
-    ``active`` False (phase I) gives ReLU.
+    """PWLU for export: float exports the broadcast sum of hinges
+    (:func:`pwlu_broadcast`, a fixed op count for any N; another
+    :data:`FLOAT_FORMS` entry under :func:`use_float_form`), full-integer int8 a
+    two-GATHER lookup (:func:`pwlu_builtin`); ``active`` False (phase I) gives ReLU.
 
     Example:
         >>> pts = tf.nn.relu(tf.linspace(-3.0, 3.0, 17))
@@ -64,8 +72,8 @@ def pwlu(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1, a
     params = [tf.convert_to_tensor(p) for p in (left_bound, right_bound, points, left_slope,
                                                   right_slope)]
     # Full-integer int8 keeps the two-GATHER lookup (a few requantised ops);
-    # float exports use the XNNPACK-friendly sum of hinges.
-    form = pwlu_builtin if export_quantization() == "int8" else pwlu_hinges
+    # float exports the chosen float form (default: the broadcast hinges).
+    form = pwlu_builtin if export_quantization() == "int8" else float_form()
     y = form(xc, *params, axis=axis)
     if active is not True:
         # Folded by the TFLite converter once `active` is a frozen constant;
@@ -74,6 +82,6 @@ def pwlu(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1, a
     return tf.cast(y, x.dtype)
 
 
-__all__ = ["acon_c", "acon_c_builtin", "erf_builtin", "export_mode", "export_mode_enabled",
+__all__ = ["FLOAT_FORMS", "float_form", "pwlu_broadcast", "use_float_form", "acon_c", "acon_c_builtin", "erf_builtin", "export_mode", "export_mode_enabled",
            "export_quantization", "pwlu", "pwlu_builtin", "pwlu_hinges", "pwlu_tables", "serf",
-           "serf_builtin", "serf_int8_builtin"]
+           "serf_builtin", "serf_erf_builtin", "serf_gelu_builtin", "serf_int8_builtin"]

@@ -1,8 +1,12 @@
 """PWLU from TFLite builtin ops (inference only; used under ``export_mode``).
 
-Float exports: a sum of hinges (:func:`pwlu_hinges`, XNNPACK-friendly);
-full-integer int8 exports: a per-segment table lookup (:func:`pwlu_builtin`).
+Float exports: the sum of hinges on a broadcast knot axis (:func:`pwlu_broadcast`,
+a fixed op count for any N; :func:`pwlu_hinges` -- 3 ops per knot -- and the lookup
+are the other measured candidates, :data:`FLOAT_FORMS`); full-integer int8 exports:
+a per-segment table lookup (:func:`pwlu_builtin`).
 """
+
+import contextlib
 
 import tensorflow as tf
 
@@ -76,7 +80,9 @@ def pwlu_builtin(x, left_bound, right_bound, points, left_slope, right_slope, ax
 
     Example:
         >>> pts = tf.nn.relu(tf.linspace(-3.0, 3.0, 17))
-        >>> pwlu_builtin(tf.constant([-4.0, 0.5, 4.0]), -3.0, 3.0, pts, 0.0, 1.0)
+        >>> y = pwlu_builtin(tf.constant([-4.0, 0.5, 4.0]), -3.0, 3.0, pts, 0.0, 1.0)
+        >>> [round(float(v), 4) for v in y]
+        [0.0, 0.5, 4.0]
     """
     n, bshape, v, (scale, shift, intercept, slope) = _export_lines(
         x, left_bound, right_bound, points, left_slope, right_slope, axis)
@@ -111,7 +117,9 @@ def pwlu_hinges(x, left_bound, right_bound, points, left_slope, right_slope, axi
 
     Example:
         >>> pts = tf.nn.relu(tf.linspace(-3.0, 3.0, 17))
-        >>> pwlu_hinges(tf.constant([-4.0, 0.5, 4.0]), -3.0, 3.0, pts, 0.0, 1.0)
+        >>> y = pwlu_hinges(tf.constant([-4.0, 0.5, 4.0]), -3.0, 3.0, pts, 0.0, 1.0)
+        >>> [round(float(v), 4) for v in y]
+        [0.0, 0.5, 4.0]
     """
     n, bshape, v, (_, _, intercept, slope) = _export_lines(
         x, left_bound, right_bound, points, left_slope, right_slope, axis)
@@ -121,3 +129,83 @@ def pwlu_hinges(x, left_bound, right_bound, points, left_slope, right_slope, axi
     for j in range(1, n + 2):
         y = y + column(kinks, j - 1) * tf.nn.relu(v - float(j))
     return y
+
+
+def pwlu_broadcast(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1):
+    """PWLU as one broadcast sum of hinges: a fixed number of builtin ops for any N.
+
+    The sum of :func:`pwlu_hinges` evaluated for all N + 1 knots at once, on a
+    trailing knot axis::
+
+        h = relu(v[..., None] - [1, 2, ..., N+1])       # one SUB with fused RELU
+        f = intercept[0] + slope[0] * v + sum(kinks * h, axis=-1)
+
+    with ``kinks[j] = slope[j+1] - slope[j]`` (``(N+1,)`` layer-wise, ``(C, N+1)``
+    channel-wise). In TFLite: RESHAPE, SUB(+RELU), MUL, SUM, MUL, ADD, ADD --
+    the same ops for N = 8 or N = 32 (the intermediate is N + 1 times the
+    activation). ``v = x * scale + shift`` is only used through v, so the
+    converter folds it into a preceding convolution. NaN gives NaN.
+
+    Example:
+        >>> pts = tf.nn.relu(tf.linspace(-3.0, 3.0, 17))
+        >>> y = pwlu_broadcast(tf.constant([-4.0, 0.5, 4.0]), -3.0, 3.0, pts, 0.0, 1.0)
+        >>> [round(float(v), 4) for v in y]
+        [0.0, 0.5, 4.0]
+    """
+    points = tf.convert_to_tensor(points)
+    n, bshape, v, (_, _, intercept, slope) = _export_lines(
+        x, left_bound, right_bound, points, left_slope, right_slope, axis)
+    column = lambda t, j: tf.reshape(t[..., j], bshape)  # noqa: E731
+    kinks = slope[..., 1:] - slope[..., :-1]                      # (..., N+1)
+    knots = tf.range(1, n + 2, dtype=v.dtype)
+    rank = x.shape.rank
+    channel_axis = axis % rank if rank else 0
+    if points.shape.rank == 2 and channel_axis != rank - 1:
+        # kinks broadcast as (C, 1, ..., 1, N+1) against v[..., None]
+        kinks = tf.reshape(kinks, [points.shape[0]] + [1] * (rank - 1 - channel_axis)
+                           + [n + 1])
+    # v[..., None] as a RESHAPE to a constant shape (-1 for the batch): XNNPACK
+    # refuses EXPAND_DIMS, which would split its graph at every site.
+    static = [-1 if d is None else d for d in v.shape] + [1]
+    if static.count(-1) > 1:  # more than one unknown dimension: shape at run time
+        static = tf.concat([tf.shape(v), [1]], 0)
+    hinges = tf.nn.relu(tf.reshape(v, static) - knots)
+    return column(intercept, 0) + column(slope, 0) * v + tf.reduce_sum(hinges * kinks, -1)
+
+
+# The float-export forms of PWLU, by name. ``benchmarks/tflite.py`` times each
+# (``--pwlu-forms``); the default is the fastest that holds float32 parity 1e-5.
+FLOAT_FORMS = {"broadcast": pwlu_broadcast, "hinges": pwlu_hinges, "lookup": pwlu_builtin}
+DEFAULT_FLOAT_FORM = "broadcast"
+_float_form = [DEFAULT_FLOAT_FORM]
+
+
+def float_form():
+    """The PWLU formulation float exports trace now (a :data:`FLOAT_FORMS` function).
+
+    Example:
+        >>> float_form() is FLOAT_FORMS[DEFAULT_FLOAT_FORM]
+        True
+    """
+    return FLOAT_FORMS[_float_form[0]]
+
+
+@contextlib.contextmanager
+def use_float_form(name):
+    """Within the context, float exports of PWLU trace ``FLOAT_FORMS[name]``.
+
+    For measuring the candidates (``benchmarks/tflite.py --pwlu-forms``); int8
+    exports always use the lookup (:func:`pwlu_builtin`).
+
+    Example:
+        >>> with use_float_form("hinges"):
+        ...     assert float_form() is pwlu_hinges
+    """
+    if name not in FLOAT_FORMS:
+        raise ValueError(f"`name` must be one of {sorted(FLOAT_FORMS)}; received {name!r}.")
+    previous = _float_form[0]
+    _float_form[0] = name
+    try:
+        yield
+    finally:
+        _float_form[0] = previous

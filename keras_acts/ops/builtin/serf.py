@@ -1,7 +1,9 @@
 """Serf from TFLite builtin ops (inference only; used under ``export_mode``).
 
-Float exports: ``x * erf(softplus(x))`` with a rational erf (:func:`erf_builtin`);
-full-integer int8 exports: a short bounded-range form (:func:`serf_int8_builtin`).
+Float exports: ``x * (2 GELU(t) / t - 1)``, t = sqrt(2) softplus(x), on TFLite's
+builtin GELU op (:func:`serf_gelu_builtin`); full-integer int8 exports: a short
+bounded-range form (:func:`serf_int8_builtin`). :func:`erf_builtin` (a rational
+erf from MUL/ADD/DIV) and :func:`serf_erf_builtin` remain for runtimes without GELU.
 """
 
 import tensorflow as tf
@@ -46,25 +48,82 @@ def erf_builtin(z):
     return z * _polynomial(_ERF_P, z2) / _polynomial(_ERF_Q, z2)
 
 
-def serf_builtin(x):
-    """Serf from TFLite-builtin ops: softplus as max(x,0)+log(1+exp(-|x|)) and
-    :func:`erf_builtin`. Inference only (used under ``export_mode``).
+# Serf on TFLite's builtin GELU: with GELU(t) = t * Phi(t) = t (1 + erf(t / sqrt2)) / 2,
+# erf(s) = (2 GELU(sqrt2 s) - sqrt2 s) / (sqrt2 s). The denominator is kept at or above
+# _GELU_MIN_T: the builtin softplus rounds to exactly 0 below x ~ -16.6 (1 + e^x == 1 in
+# float32), where the numerator is exactly 0, so the factor is 0, not 0/0. 2^-24 is the
+# smallest float16 subnormal: float16 exports store the constant exactly (1e-20 would
+# round to 0 and bring the NaN back). Where 0 < t < 2^-24 the factor is off by at most
+# t, i.e. |x| t < 17 * 6e-8 in y.
+_SQRT2 = 1.4142135623730951
+_GELU_MIN_T = 2.0 ** -24
 
-    Under ``export_mode(quantization="int8")`` it returns
-    :func:`serf_int8_builtin` instead: each op of the rational erf would be
-    requantized to 8 bits (measured: 34 points of top-1 lost on Fashion-MNIST).
+
+def serf_gelu_builtin(x):
+    """Serf on TFLite's builtin GELU: ``x * (2 GELU(t) - t) / t``, t = sqrt(2) softplus(x).
+
+    Since GELU(t) = t Phi(t) = t (1 + erf(t / sqrt 2)) / 2, the factor equals
+    erf(softplus(x)) exactly. ``tf.nn.gelu(approximate=False)`` traces
+    ``0.5 t (1 + erf(t / sqrt 2))``, which the TFLite converter fuses into one
+    GELU op (XNNPACK runs it); softplus is ``relu(x) + log(1 + exp(-|x|))``
+    from builtin ops. About 14 builtin ops per site (RELU, ABS, NEG, EXP, ADD,
+    LOG, ADD, MUL, MAXIMUM, GELU, DIV, MUL, SUB, MUL) instead of the ~32 of
+    ``x * erf_builtin(softplus(x))``.
+
+    Guards: the denominator is ``max(t, 2**-24)`` (softplus rounds to 0 below
+    x ~ -16.6 in float32, where GELU(0) / 0 would be NaN; there the numerator
+    is exactly 0, so Serf = 0); for large x, GELU(t) = t and the factor is
+    exactly 1, so Serf = x. Accuracy: the
+    factor is formed as 2 Phi(t) - 1, so for very negative x (tiny softplus)
+    it carries an absolute error of a few float32 ulps of 1 -- tiny next to
+    the tensor's magnitude (the parity metric of the export tests), large
+    relative to the tiny value itself. XNNPACK's GELU is its own approximation;
+    the export tests assert the bound on the LiteRT interpreter with XNNPACK on.
+    Inference only (used under ``export_mode``).
 
     Example:
-        >>> serf_builtin(tf.constant([1.0]))
+        >>> round(float(serf_gelu_builtin(tf.constant(1.0))), 4)   # 1 * erf(log(1 + e))
+        0.9367
+    """
+    sp = tf.nn.relu(x) + tf.math.log(1.0 + tf.exp(-tf.abs(x)))
+    t = sp * _SQRT2
+    factor = (2.0 * tf.nn.gelu(t, approximate=False) - t) / tf.maximum(t, _GELU_MIN_T)
+    return x * factor
+
+
+def serf_erf_builtin(x):
+    """Serf as ``x * erf_builtin(softplus(x))`` (the rational erf; no GELU op).
+
+    The float export form before the GELU one (about 32 builtin ops per site);
+    kept for converters/runtimes without a GELU kernel. Inference only.
+
+    Example:
+        >>> round(float(serf_erf_builtin(tf.constant(1.0))), 4)
+        0.9367
+    """
+    sp = tf.maximum(x, 0) + tf.math.log(1.0 + tf.exp(-tf.abs(x)))
+    # No -inf guard here: EQUAL/SELECT would split the XNNPACK delegate's graph at
+    # every Serf site; the exported model gives NaN (not 0) for x = -inf only.
+    return x * erf_builtin(sp)
+
+
+def serf_builtin(x):
+    """Serf from TFLite-builtin ops (inference only; used under ``export_mode``).
+
+    Float exports: :func:`serf_gelu_builtin` (the builtin GELU op), computed in
+    float32 for 16-bit ``x``. Under ``export_mode(quantization="int8")``:
+    :func:`serf_int8_builtin` (a short bounded-range form; every op of a long
+    form would be requantized to 8 bits).
+
+    Example:
+        >>> round(float(serf_builtin(tf.constant([1.0]))[0]), 4)
+        0.9367
     """
     if export_quantization() == "int8":
         return serf_int8_builtin(x)
     dtype = x.dtype
     xc = tf.cast(x, compute_dtype(dtype))
-    sp = tf.maximum(xc, 0) + tf.math.log(1.0 + tf.exp(-tf.abs(xc)))
-    # No -inf guard here: EQUAL/SELECT would split the XNNPACK delegate's graph at
-    # every Serf site; the exported model gives NaN (not 0) for x = -inf only.
-    return tf.cast(xc * erf_builtin(sp), dtype)
+    return tf.cast(serf_gelu_builtin(xc), dtype)
 
 
 # Serf for full-integer int8 export: x * sigmoid(P(q)), q = clip(x, -9, 3.5), P a
@@ -94,8 +153,8 @@ def serf_int8_builtin(x):
     ``export_mode(quantization="int8")``.
 
     Example:
-        >>> float(serf_int8_builtin(tf.constant(1.0)))   # serf(1) = 0.8659
-        0.86...
+        >>> abs(float(serf_int8_builtin(tf.constant(1.0))) - 0.9367) < 0.0066
+        True
     """
     dtype = x.dtype
     xc = tf.cast(x, compute_dtype(dtype))
