@@ -16,6 +16,8 @@ import importlib
 
 from keras_acts import ops
 from keras_acts.callbacks import PWLUPhaseCallback
+from keras_acts.layers import AconA
+from keras_acts.layers import AconB
 from keras_acts.layers import AconC
 from keras_acts.layers import MetaAcon
 from keras_acts.layers import PWLU
@@ -36,5 +38,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'keras_acts' has no attribute {name!r}")
 
 
-__all__ = ["AconC", "MetaAcon", "PWLU", "PWLUPhaseCallback", "Serf", "get", "ops", "serf",
-           "swap_activations", *_LAZY_MODULES]
+__all__ = ["AconA", "AconB", "AconC", "MetaAcon", "PWLU", "PWLUPhaseCallback", "Serf", "get",
+           "ops", "serf", "swap_activations", *_LAZY_MODULES]

@@ -1,5 +1,7 @@
 """Name -> layer lookup for the keras_acts activations."""
 
+from keras_acts.layers import AconA
+from keras_acts.layers import AconB
 from keras_acts.layers import AconC
 from keras_acts.layers import MetaAcon
 from keras_acts.layers import PWLU
@@ -10,10 +12,12 @@ LAYERS = {
     "acon_c": AconC,
     "meta_acon": MetaAcon,
     "serf": Serf,
+    "acon_a": AconA,
+    "acon_b": AconB,
 }
 _ALIASES = {cls.__name__.lower(): key for key, cls in LAYERS.items()}
 _ALIASES.update({"aconc": "acon_c", "metaacon": "meta_acon", "acon-c": "acon_c",
-                 "meta-acon": "meta_acon"})
+                 "meta-acon": "meta_acon", "acon-a": "acon_a", "acon-b": "acon_b"})
 
 
 def get(identifier, **kwargs):
