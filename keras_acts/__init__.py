@@ -19,6 +19,8 @@ from keras_acts.callbacks import PWLUPhaseCallback
 from keras_acts.layers import AconA
 from keras_acts.layers import AconB
 from keras_acts.layers import AconC
+from keras_acts.layers import AconFReLU
+from keras_acts.layers import FReLU
 from keras_acts.layers import MetaAcon
 from keras_acts.layers import PWLU
 from keras_acts.layers import Serf
@@ -38,5 +40,6 @@ def __getattr__(name):
     raise AttributeError(f"module 'keras_acts' has no attribute {name!r}")
 
 
-__all__ = ["AconA", "AconB", "AconC", "MetaAcon", "PWLU", "PWLUPhaseCallback", "Serf", "get",
-           "ops", "serf", "swap_activations", *_LAZY_MODULES]
+__all__ = ["AconA", "AconB", "AconC", "AconFReLU", "FReLU", "MetaAcon", "PWLU",
+           "PWLUPhaseCallback", "Serf", "get", "ops", "serf", "swap_activations",
+           *_LAZY_MODULES]

@@ -3,6 +3,8 @@
 from keras_acts.layers import AconA
 from keras_acts.layers import AconB
 from keras_acts.layers import AconC
+from keras_acts.layers import AconFReLU
+from keras_acts.layers import FReLU
 from keras_acts.layers import MetaAcon
 from keras_acts.layers import PWLU
 from keras_acts.layers import Serf
@@ -14,10 +16,13 @@ LAYERS = {
     "serf": Serf,
     "acon_a": AconA,
     "acon_b": AconB,
+    "frelu": FReLU,
+    "acon_frelu": AconFReLU,
 }
 _ALIASES = {cls.__name__.lower(): key for key, cls in LAYERS.items()}
 _ALIASES.update({"aconc": "acon_c", "metaacon": "meta_acon", "acon-c": "acon_c",
-                 "meta-acon": "meta_acon", "acon-a": "acon_a", "acon-b": "acon_b"})
+                 "meta-acon": "meta_acon", "acon-a": "acon_a", "acon-b": "acon_b",
+                 "acon-frelu": "acon_frelu"})
 
 
 def get(identifier, **kwargs):
