@@ -22,6 +22,7 @@ from keras_acts.layers import AconC
 from keras_acts.layers import AconFReLU
 from keras_acts.layers import FReLU
 from keras_acts.layers import MetaAcon
+from keras_acts.layers import NPWLU
 from keras_acts.layers import PWLU
 from keras_acts.layers import Serf
 from keras_acts.ops import serf
@@ -40,6 +41,6 @@ def __getattr__(name):
     raise AttributeError(f"module 'keras_acts' has no attribute {name!r}")
 
 
-__all__ = ["AconA", "AconB", "AconC", "AconFReLU", "FReLU", "MetaAcon", "PWLU",
+__all__ = ["AconA", "AconB", "AconC", "AconFReLU", "FReLU", "MetaAcon", "NPWLU", "PWLU",
            "PWLUPhaseCallback", "Serf", "get", "ops", "serf", "swap_activations",
            *_LAZY_MODULES]

@@ -6,6 +6,7 @@ from keras_acts.layers import AconC
 from keras_acts.layers import AconFReLU
 from keras_acts.layers import FReLU
 from keras_acts.layers import MetaAcon
+from keras_acts.layers import NPWLU
 from keras_acts.layers import PWLU
 from keras_acts.layers import Serf
 
@@ -18,11 +19,12 @@ LAYERS = {
     "acon_b": AconB,
     "frelu": FReLU,
     "acon_frelu": AconFReLU,
+    "npwlu": NPWLU,
 }
 _ALIASES = {cls.__name__.lower(): key for key, cls in LAYERS.items()}
 _ALIASES.update({"aconc": "acon_c", "metaacon": "meta_acon", "acon-c": "acon_c",
                  "meta-acon": "meta_acon", "acon-a": "acon_a", "acon-b": "acon_b",
-                 "acon-frelu": "acon_frelu"})
+                 "acon-frelu": "acon_frelu", "n-pwlu": "npwlu", "n_pwlu": "npwlu"})
 
 
 def get(identifier, **kwargs):

@@ -82,3 +82,41 @@ def acon_frelu(x, kernel, bias, bn1, bn2, stride=1, training=False):
     t = batch_norm_torch(depthwise3x3(x, kernel, bias, stride), *bn1, training=training)
     z = x1 - t
     return batch_norm_torch(z * sigmoid(z) + t, *bn2, training=training)
+
+
+def npwlu_1d(x, left, widths, start, slopes, kl, kr):
+    """N-PWLU of a 1-D array from its definition: knots B_L + cumsum(widths),
+    values Y_0 + cumsum(slope * width), linear interpolation inside, outer lines."""
+    x = np.asarray(x, np.float64)
+    widths = np.maximum(np.asarray(widths, np.float64), 0.0)
+    slopes = np.asarray(slopes, np.float64)
+    knots = left + np.concatenate([[0.0], np.cumsum(widths)])
+    values = start + np.concatenate([[0.0], np.cumsum(slopes * widths)])
+    out = np.empty_like(x)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for j, v in enumerate(x):
+            if np.isnan(v):
+                out[j] = np.nan
+            elif v < knots[0]:
+                out[j] = values[0] + (0.0 if kl == 0 else kl * (v - knots[0]))
+            elif v >= knots[-1]:
+                out[j] = values[-1] + (0.0 if kr == 0 else kr * (v - knots[-1]))
+            else:
+                i = np.searchsorted(knots, v, side="right") - 1
+                out[j] = values[i] + slopes[i] * (v - knots[i])
+    return out
+
+
+def npwlu(x, left, widths, start, slopes, kl, kr, axis=-1):
+    """Channel-wise ((C,) and (C, N) parameters) or layer-wise N-PWLU."""
+    x = np.asarray(x, np.float64)
+    widths = np.asarray(widths, np.float64)
+    if widths.ndim == 1:
+        return npwlu_1d(x.ravel(), float(left), widths, float(start), slopes, float(kl),
+                        float(kr)).reshape(x.shape)
+    xm = np.moveaxis(x, axis, -1)
+    out = np.empty_like(xm)
+    for c in range(widths.shape[0]):
+        out[..., c] = npwlu_1d(xm[..., c].ravel(), float(left[c]), widths[c], float(start[c]),
+                               slopes[c], float(kl[c]), float(kr[c])).reshape(xm[..., c].shape)
+    return np.moveaxis(out, -1, axis)

@@ -11,7 +11,8 @@ from keras_acts.layers.batch_norm import GeneratorBatchNorm
 from keras_acts.layers.frelu import AconFReLU
 from keras_acts.layers.frelu import FReLU
 from keras_acts.layers.meta_acon import MetaAcon
+from keras_acts.layers.npwlu import NPWLU
 from keras_acts.layers.pwlu import PWLU
 from keras_acts.layers.serf import Serf
 
-__all__ = ["AconA", "AconB", "AconC", "AconFReLU", "FReLU", "GeneratorBatchNorm", "MetaAcon", "PWLU", "Serf"]
+__all__ = ["AconA", "AconB", "AconC", "AconFReLU", "FReLU", "GeneratorBatchNorm", "MetaAcon", "NPWLU", "PWLU", "Serf"]
