@@ -1,7 +1,8 @@
 """keras_acts: learnable activation functions for Keras 3 / TensorFlow.
 
-Layers: :class:`PWLU`, :class:`AconC`, :class:`MetaAcon`, :class:`Serf`;
-function :func:`serf`; lookup :func:`get`; graph surgery
+Layers: :class:`PWLU`, :class:`AconC`, :class:`MetaAcon`, :class:`Serf`, and the
+papers' families (issue 16): :class:`NPWLU`, :class:`AconA`, :class:`AconB`,
+:class:`FReLU`, :class:`AconFReLU`; function :func:`serf`; lookup :func:`get`; graph surgery
 :func:`swap_activations`; sub-packages ``backbones``, ``export``, ``training``
 and module ``plot`` (imported on first use: they pull in keras-cv / keras-hub,
 LiteRT and matplotlib).

@@ -15,4 +15,5 @@ from keras_acts.layers.npwlu import NPWLU
 from keras_acts.layers.pwlu import PWLU
 from keras_acts.layers.serf import Serf
 
-__all__ = ["AconA", "AconB", "AconC", "AconFReLU", "FReLU", "GeneratorBatchNorm", "MetaAcon", "NPWLU", "PWLU", "Serf"]
+__all__ = ["AconA", "AconB", "AconC", "AconFReLU", "FReLU", "GeneratorBatchNorm", "MetaAcon",
+           "NPWLU", "PWLU", "Serf"]

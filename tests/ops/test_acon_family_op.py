@@ -168,3 +168,16 @@ def test_backward_keeps_only_the_input(name):
     assert all(s.bytes is not None and s.bytes <= 16 * 4 * 4 for s in saved if s.name != "x0")
     plain_saved = saved_for_backward(plain, x, *params)
     assert saved_bytes(plain_saved) >= saved_bytes(saved) + X_BYTES, plain_saved
+
+
+@kb.tensorflow_only
+def test_export_mode_traces_acon_c_builtin_form_with_the_same_values():
+    # Under export_mode ACON-A/B trace ACON-C's builtin form (p1 = 1, p2 = 0 / p):
+    # same values as the training op. (TFLite conversion itself is not tested here.)
+    x = kb.tensor(RNG.normal(0, 3, (2, 5, 4)), "float32")
+    p, beta = (kb.tensor(RNG.normal(size=(1, 1, 4)), "float32") for _ in range(2))
+    with ops.export_mode():
+        ya, yb = ops.acon_a(x, beta), ops.acon_b(x, p, beta)
+    np.testing.assert_allclose(kb.numpy(ya), kb.numpy(ops.acon_a(x, beta)), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(kb.numpy(yb), kb.numpy(ops.acon_b(x, p, beta)), rtol=1e-6,
+                               atol=1e-6)

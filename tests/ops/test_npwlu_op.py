@@ -142,3 +142,22 @@ def test_rejects_bad_input():
         ops.npwlu(x, *good, axis=0)
     with pytest.raises(ValueError, match="`axis` must be in"):
         ops.npwlu(x, *good, axis=2)
+
+
+@kb.tensorflow_only
+def test_export_mode_traces_the_plain_hinge_form():
+    # Under export_mode: no custom gradient, only min/max/mul/add/select ops, same values.
+    # (TFLite conversion itself is not tested here.)
+    import tensorflow as tf
+
+    params = [tf.constant(p, tf.float32) for p in _params(3, 4)]
+    x = tf.constant(RNG.normal(0, 3, (2, 5, 3)), tf.float32)
+    with ops.export_mode():
+        graph = tf.function(lambda t: ops.npwlu(t, *params)).get_concrete_function(
+            tf.TensorSpec([None, 5, 3], tf.float32)).graph
+        y = ops.npwlu(x, *params)
+    kinds = {op.type for op in graph.get_operations()}
+    assert not kinds & {"IdentityN", "GatherV2", "PartitionedCall",
+                        "StatefulPartitionedCall"}, kinds
+    assert "Minimum" in kinds and "Maximum" in kinds
+    np.testing.assert_allclose(y.numpy(), kb.numpy(ops.npwlu(x, *params)), rtol=1e-6, atol=1e-6)
