@@ -24,7 +24,9 @@ Conventions of the official PyTorch code, kept here:
   chosen over :class:`keras_acts.layers.GeneratorBatchNorm` (which matches the
   unbiased update) because the latter's robust training path keeps six
   input-sized tensors for the backward pass where Keras' keeps one, and these
-  batch norms run on full feature maps;
+  batch norms run on full feature maps. The price: in training, a channel
+  whose batch variance is beyond the float range (float32 feature maps with
+  values of order 1e18 and beyond) gives NaN, where GeneratorBatchNorm would not;
 * the depthwise kernel starts as N(0, 0.01^2) and its bias at 0 (TFNet's
   initialisation of its "frelu" convs); batch norms start at gamma 1, beta 0
   (TFNet sets beta to 1e-4; pass ``bn_beta_initializer`` to match it).
