@@ -289,3 +289,49 @@ def test_inf_and_huge_inputs_give_float64_limits_without_nan():
     x64 = np.where(np.isinf(x64), np.sign(x64) * 1e300, x64)
     np.testing.assert_allclose(kb.numpy(y), kb.as_float32_limit(
         ref.npwlu(x64, *_np_params(layer))), rtol=1e-5, atol=1e-5)
+
+
+@kb.tensorflow_only
+def test_mirrored_strategy_synchronises_statistics_and_realignment():
+    # PWLU's phase-I code under tf.distribute: global-batch statistics, and the
+    # realigned knots identical on both replicas. Two logical CPUs must be set
+    # before TensorFlow starts: run in a subprocess.
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = """
+        import numpy as np, tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        import keras, keras_acts
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        with strategy.scope():
+            layer = keras_acts.NPWLU(num_intervals=4, phase1_steps=1)
+            layer.build((None, 2))
+        x = np.stack([np.arange(8.0), -3.0 * np.arange(8.0) ** 2], 1).astype("f4")
+        ds = strategy.experimental_distribute_dataset(
+            tf.data.Dataset.from_tensor_slices(x).batch(8))
+        @tf.function
+        def step(batch):
+            return strategy.run(lambda b: layer(b, training=True), args=(batch,))
+        for batch in ds:
+            step(batch)
+        x64 = x.astype(np.float64)
+        np.testing.assert_allclose(layer.running_mean.numpy(), x64.mean(0), rtol=1e-5)
+        np.testing.assert_allclose(layer.running_std.numpy(), x64.std(0), rtol=1e-5)
+        for var in (layer.left_bound_anchor, layer.width_logits_anchor, layer.slopes_anchor):
+            values = [v.numpy() for v in var.value.values]
+            assert np.array_equal(values[0], values[1]), values
+        assert int(layer.phase.numpy()) == 1
+        np.testing.assert_allclose(layer.knots.numpy(), (x64.mean(0)[:, None] + x64.std(0)[:, None]
+                                   * np.linspace(-3, 3, 5)), rtol=1e-4)
+        print("OK")
+    """
+    env = dict(os.environ, PYTHONPATH=repo + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               TF_CPP_MIN_LOG_LEVEL="2")
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                         text=True, timeout=300, env=env)
+    assert out.returncode == 0 and "OK" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:]
