@@ -28,7 +28,7 @@ import time
 import keras
 import tensorflow as tf
 
-from keras_acts.registry import LAYERS
+from keras_acts.registry import HEADLINE
 from keras_acts.training.models import build_classifier
 
 BATCH = 32
@@ -113,7 +113,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--activations", nargs="*", default=list(LAYERS), choices=list(LAYERS))
+    parser.add_argument("--activations", nargs="*", default=list(HEADLINE), choices=list(HEADLINE))
     parser.add_argument("--output", default=RESULTS)
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 15)

@@ -1,8 +1,9 @@
 """keras_acts: learnable activation functions for Keras 3 / TensorFlow.
 
-Layers: :class:`PWLU`, :class:`AconC`, :class:`MetaAcon`, :class:`Serf`;
-function :func:`serf`; lookup :func:`get` and :func:`make_activation`; layer
-walker :func:`iter_layers` (``types=ActivationLayer`` for ours); graph surgery
+Layers: :class:`PWLU`, :class:`AconC`, :class:`MetaAcon`, :class:`Serf`, and the
+papers' families: :class:`NPWLU`, :class:`AconA`, :class:`AconB`, :class:`FReLU`,
+:class:`AconFReLU`; function :func:`serf`; lookup :func:`get` and :func:`make_activation`;
+layer walker :func:`iter_layers` (``types=ActivationLayer`` for ours); graph surgery
 :func:`swap_activations`; sub-packages ``backbones``, ``export``, ``training``
 and module ``plot`` (imported on first use: they pull in keras-cv / keras-hub,
 LiteRT and matplotlib).
@@ -17,9 +18,14 @@ import importlib
 
 from keras_acts import ops
 from keras_acts.callbacks import PWLUPhaseCallback
+from keras_acts.layers import AconA
+from keras_acts.layers import AconB
 from keras_acts.layers import AconC
+from keras_acts.layers import AconFReLU
 from keras_acts.layers import ActivationLayer
+from keras_acts.layers import FReLU
 from keras_acts.layers import MetaAcon
+from keras_acts.layers import NPWLU
 from keras_acts.layers import PWLU
 from keras_acts.layers import Serf
 from keras_acts.ops import serf
@@ -41,6 +47,7 @@ def __getattr__(name):
     raise AttributeError(f"module 'keras_acts' has no attribute {name!r}")
 
 
-__all__ = ["AconC", "ActivationLayer", "MetaAcon", "PWLU", "PWLUPhaseCallback", "Serf", "get",
-           "iter_layers", "make_activation", "names", "ops", "serf", "swap_activations",
+__all__ = ["AconA", "AconB", "AconC", "AconFReLU", "ActivationLayer", "FReLU", "MetaAcon",
+           "NPWLU", "PWLU", "PWLUPhaseCallback", "Serf", "get", "iter_layers",
+           "make_activation", "names", "ops", "serf", "swap_activations",
            *_LAZY_MODULES]

@@ -1,8 +1,10 @@
 """The one name -> layer lookup, the one list of our activations and the one
 layer walker.
 
-* :data:`LAYERS` / :func:`names`: keras_acts' activations by name
-  (``"pwlu"``, ``"acon_c"``, ``"meta_acon"``, ``"serf"``), in this order.
+* :data:`HEADLINE` / :func:`names`: keras_acts' headline activations by name
+  (``"pwlu"``, ``"acon_c"``, ``"meta_acon"``, ``"serf"``), in this order;
+  :data:`FAMILY` the papers' family (``"npwlu"``, ``"acon_a"``, ``"acon_b"``,
+  ``"frelu"``, ``"acon_frelu"``); :data:`LAYERS` both.
 * :func:`get`: a FRESH keras_acts layer for a name, class, config or layer.
 * :func:`make_activation`: a fresh layer for any activation name, ours or
   Keras' (``"relu"``, ``"swish"``, ... give ``keras.layers.Activation``).
@@ -23,33 +25,55 @@ Example:
 import keras
 
 from keras_acts import _private
+from keras_acts.layers import AconA
+from keras_acts.layers import AconB
 from keras_acts.layers import AconC
+from keras_acts.layers import AconFReLU
 from keras_acts.layers import ActivationLayer
+from keras_acts.layers import FReLU
 from keras_acts.layers import MetaAcon
+from keras_acts.layers import NPWLU
 from keras_acts.layers import PWLU
 from keras_acts.layers import Serf
 
-LAYERS = {
+#: The papers' headline units: what the main job, the backbone tables and the
+#: benchmarks compare, in this order.
+HEADLINE = {
     "pwlu": PWLU,
     "acon_c": AconC,
     "meta_acon": MetaAcon,
     "serf": Serf,
 }
+#: The family built around them (issue 16): non-uniform PWLU, ACON-A/B, FReLU
+#: and ACON-FReLU (the last two need spatial rank-4 input).
+FAMILY = {
+    "npwlu": NPWLU,
+    "acon_a": AconA,
+    "acon_b": AconB,
+    "frelu": FReLU,
+    "acon_frelu": AconFReLU,
+}
+#: Every keras_acts activation by name: what :func:`get` knows.
+LAYERS = {**HEADLINE, **FAMILY}
 _ALIASES = {cls.__name__.lower(): key for key, cls in LAYERS.items()}
 _ALIASES.update({"aconc": "acon_c", "metaacon": "meta_acon", "acon-c": "acon_c",
-                 "meta-acon": "meta_acon"})
+                 "meta-acon": "meta_acon", "acon-a": "acon_a", "acon-b": "acon_b",
+                 "acon-frelu": "acon_frelu", "n-pwlu": "npwlu", "n_pwlu": "npwlu"})
 
-__all__ = ["ActivationLayer", "LAYERS", "get", "iter_layers", "make_activation", "names"]
+__all__ = ["ActivationLayer", "FAMILY", "HEADLINE", "LAYERS", "get", "iter_layers", "make_activation", "names"]
 
 
-def names():
-    """The names of keras_acts' activations, in registry order.
+def names(family=False):
+    """The names of keras_acts' headline activations, in registry order; with
+    ``family=True`` every registered activation (the family after them).
 
     Example:
         >>> names()
         ('pwlu', 'acon_c', 'meta_acon', 'serf')
+        >>> names(family=True)[4:]
+        ('npwlu', 'acon_a', 'acon_b', 'frelu', 'acon_frelu')
     """
-    return tuple(LAYERS)
+    return tuple(LAYERS if family else HEADLINE)
 
 
 def _key(name):

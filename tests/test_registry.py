@@ -11,12 +11,14 @@ from keras_acts.layers import ActivationLayer
 
 def test_names_are_the_registry_in_order():
     assert registry.names() == ("pwlu", "acon_c", "meta_acon", "serf")
-    assert registry.names() == tuple(registry.LAYERS)
+    assert registry.names() == tuple(registry.HEADLINE)
+    assert registry.names(family=True) == tuple(registry.LAYERS)
+    assert set(registry.LAYERS) == set(registry.HEADLINE) | set(registry.FAMILY)
     assert keras_acts.names is registry.names
     assert all(issubclass(cls, ActivationLayer) for cls in registry.LAYERS.values())
 
 
-@pytest.mark.parametrize("name", registry.names())
+@pytest.mark.parametrize("name", registry.names(family=True))
 def test_make_activation_gives_fresh_keras_acts_layers(name):
     cls = registry.LAYERS[name]
     for ident in (name, cls.__name__, name.upper(), cls, cls(),

@@ -11,9 +11,15 @@ Example:
 
 from keras_acts.layers._base import ActivationLayer
 from keras_acts.layers.acon_c import AconC
+from keras_acts.layers.acon_family import AconA
+from keras_acts.layers.acon_family import AconB
 from keras_acts.layers.batch_norm import GeneratorBatchNorm
+from keras_acts.layers.frelu import AconFReLU
+from keras_acts.layers.frelu import FReLU
 from keras_acts.layers.meta_acon import MetaAcon
+from keras_acts.layers.npwlu import NPWLU
 from keras_acts.layers.pwlu import PWLU
 from keras_acts.layers.serf import Serf
 
-__all__ = ["AconC", "ActivationLayer", "GeneratorBatchNorm", "MetaAcon", "PWLU", "Serf"]
+__all__ = ["AconA", "AconB", "AconC", "AconFReLU", "ActivationLayer", "FReLU",
+           "GeneratorBatchNorm", "MetaAcon", "NPWLU", "PWLU", "Serf"]

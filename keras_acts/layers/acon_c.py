@@ -54,16 +54,7 @@ class AconC(ActivationLayer):
                  **kwargs):
         super().__init__(**kwargs)
         self.axis = check_axis_arg(axis)
-        if shared_axes is not None:
-            if isinstance(shared_axes, numbers.Integral):
-                shared_axes = [shared_axes]
-            if not isinstance(shared_axes, (list, tuple)) or not all(isinstance(a, numbers.Integral) and not isinstance(a, bool)
-                       and type(a).__name__ not in ("bool_", "bool") and a != 0
-                       for a in shared_axes):
-                raise ValueError(
-                    "`shared_axes` must be None or a list of non-zero integer axes "
-                    f"(1-based, batch excluded); received shared_axes={shared_axes!r}.")
-            shared_axes = [int(a) for a in shared_axes]
+        shared_axes = check_shared_axes(shared_axes)
         self.shared_axes = shared_axes
         self._set_keras_objects(
             p1_initializer=p1_initializer or paper_normal(),
@@ -74,24 +65,8 @@ class AconC(ActivationLayer):
             beta_constraint=beta_constraint)
 
     def _param_shape(self, input_shape, rank):
-        name = type(self).__name__
-        axis = normalize_axis(self.axis, rank, name)
-        if self.shared_axes is None:
-            shared = [a for a in range(1, rank) if a != axis]
-        else:
-            shared = [normalize_axis(a, rank, name + " (shared_axes)")
-                      for a in self.shared_axes]
-        shape = []
-        for a in range(1, rank):
-            if a in shared:
-                shape.append(1)
-            elif input_shape[a] is None:
-                raise ValueError(
-                    f"{name}: axis {a} of input_shape={tuple(input_shape)} is unknown and "
-                    "not in `shared_axes`; parameters need a static size there.")
-            else:
-                shape.append(int(input_shape[a]))
-        return tuple(shape)
+        return parameter_shape(type(self).__name__, self.axis, self.shared_axes,
+                               input_shape, rank)
 
     def build(self, input_shape):
         rank = check_input_rank(input_shape, type(self).__name__)
@@ -109,3 +84,52 @@ class AconC(ActivationLayer):
         check_floating(inputs, "inputs")
         p1, p2, beta = (K.expand_dims(w, 0) for w in (self.p1, self.p2, self.beta))
         return ops.acon_c(inputs, p1, p2, beta)
+
+
+def check_shared_axes(shared_axes):
+    """Constructor check of ``shared_axes`` (as in ``keras.layers.PReLU``): None or
+    non-zero integer axes (1-based, batch excluded); returned as a list of ints.
+
+    Example:
+        >>> check_shared_axes(2)
+        [2]
+    """
+    if shared_axes is None:
+        return None
+    if isinstance(shared_axes, numbers.Integral):
+        shared_axes = [shared_axes]
+    if not isinstance(shared_axes, (list, tuple)) or not all(
+            isinstance(a, numbers.Integral) and not isinstance(a, bool)
+            and type(a).__name__ not in ("bool_", "bool") and a != 0 for a in shared_axes):
+        raise ValueError(
+            "`shared_axes` must be None or a list of non-zero integer axes "
+            f"(1-based, batch excluded); received shared_axes={shared_axes!r}.")
+    return [int(a) for a in shared_axes]
+
+
+def parameter_shape(layer_name, axis, shared_axes, input_shape, rank):
+    """Shape (batch axis excluded) of a per-channel parameter of the ACON layers.
+
+    One value per channel on ``axis`` and per position on every non-shared
+    axis; ``shared_axes=None`` shares every axis but ``axis``.
+
+    Example:
+        >>> parameter_shape("AconC", -1, None, (None, 8, 8, 16), 4)
+        (1, 1, 16)
+    """
+    axis = normalize_axis(axis, rank, layer_name)
+    if shared_axes is None:
+        shared = [a for a in range(1, rank) if a != axis]
+    else:
+        shared = [normalize_axis(a, rank, layer_name + " (shared_axes)") for a in shared_axes]
+    shape = []
+    for a in range(1, rank):
+        if a in shared:
+            shape.append(1)
+        elif input_shape[a] is None:
+            raise ValueError(
+                f"{layer_name}: axis {a} of input_shape={tuple(input_shape)} is unknown and "
+                "not in `shared_axes`; parameters need a static size there.")
+        else:
+            shape.append(int(input_shape[a]))
+    return tuple(shape)

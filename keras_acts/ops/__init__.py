@@ -13,9 +13,13 @@ Example:
 from keras_acts.ops.export_mode import export_mode
 from keras_acts.ops.export_mode import export_mode_enabled
 from keras_acts.ops.acon import acon_c
+from keras_acts.ops.acon_family import acon_a
+from keras_acts.ops.acon_family import acon_b
+from keras_acts.ops.frelu import smooth_max
+from keras_acts.ops.npwlu import npwlu
 from keras_acts.ops.pwlu import pwlu
 from keras_acts.ops.pwlu import realigned_parameters
 from keras_acts.ops.serf import serf
 
-__all__ = ["acon_c", "export_mode", "export_mode_enabled", "pwlu",
-           "realigned_parameters", "serf"]
+__all__ = ["acon_a", "acon_b", "acon_c", "export_mode", "export_mode_enabled", "npwlu", "pwlu",
+           "realigned_parameters", "serf", "smooth_max"]
