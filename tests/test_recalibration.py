@@ -2,6 +2,8 @@
 reference, the inference gap it closes on a small problem, and the state it
 must leave alone. Runs on every backend (KERAS_BACKEND)."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from keras_acts.recalibration import batch_norm_layers
 from keras_acts.recalibration import predict_with_batch_statistics
 from keras_acts.recalibration import recalibrate_batch_norm
 from kb import numpy as to_numpy
+from kb import tensorflow_only
 
 
 def _variables(model):
@@ -241,3 +244,45 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="renorm=True"):
         recalibrate_batch_norm(renorm, x, batch_size=4)
     assert isinstance(GeneratorBatchNorm(), keras.layers.BatchNormalization)
+
+
+# ------------------------------------------------------------- tf.distribute
+MIRRORED_SCRIPT = '''
+import json, sys
+import keras, numpy as np, tensorflow as tf
+from keras_acts.layers import MetaAcon
+from keras_acts.recalibration import recalibrate_batch_norm
+
+def build():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((5,)), keras.layers.Dense(6),
+                             keras.layers.BatchNormalization(), MetaAcon(reduction=2)])
+
+x = np.random.default_rng(0).normal(2.0, 3.0, size=(48, 5)).astype("float32")
+plain = build()
+recalibrate_batch_norm(plain, x, batch_size=16)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    model = build()
+recalibrate_batch_norm(model, (x, np.zeros(48)), batch_size=16, strategy=strategy)
+out = {"replicas": strategy.num_replicas_in_sync, "diff": 0.0, "moved": 0.0}
+for a, b in zip(model.non_trainable_variables, plain.non_trainable_variables):
+    for local in strategy.experimental_local_results(a.value):
+        out["diff"] = max(out["diff"], float(np.max(np.abs(local.numpy() - b.numpy()))))
+    out["moved"] = max(out["moved"], float(np.max(np.abs(b.numpy()))))
+print("RESULT", json.dumps(out))
+'''
+
+
+@tensorflow_only
+def test_mirrored_strategy_replicas_get_the_same_statistics(tmp_path):
+    from training_support import run_script
+
+    script = tmp_path / "mirrored.py"
+    script.write_text(MIRRORED_SCRIPT)
+    done = run_script(str(script), [], logical_cpus=2)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.split("RESULT", 1)[1])
+    assert result["replicas"] == 2
+    assert result["moved"] > 1.0            # the statistics were re-estimated ...
+    assert result["diff"] < 1e-5            # ... identically, on every replica
