@@ -250,8 +250,8 @@ def predict_with_batch_statistics(model, x, batch_size=32, strategy=None):
     What the model computes during training on these batches: every batch
     norm normalises with the statistics of its batch. Compared with
     ``model.predict`` (inference mode, moving statistics), it measures the lag
-    of the moving statistics. All samples are used (the last batch may be
-    smaller; it must hold at least 2 samples).
+    of the moving statistics. All samples are used; the last batch may be
+    smaller (a last single sample is computed in a batch with the ones before it).
 
     Example:
         >>> import numpy as np
@@ -264,17 +264,20 @@ def predict_with_batch_statistics(model, x, batch_size=32, strategy=None):
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
             or batch_size < 2:
         raise ValueError(f"`batch_size` must be an integer >= 2; received {batch_size!r}.")
-    if count % batch_size == 1:
-        raise ValueError(f"{count} samples in batches of {batch_size} leave a last batch of 1 "
-                         "sample, which has no batch statistics; choose another batch_size.")
+    if count < 2:
+        raise ValueError(f"Batch statistics need at least 2 samples; received {count}.")
     outputs = []
     with _scope(strategy):
         forward = _stateless_forward(model)
         trainable_values = _values(model.trainable_variables)
         non_trainable_values = _values(model.non_trainable_variables)
         for start in range(0, count, batch_size):
-            y, _ = forward(trainable_values, non_trainable_values, x[start:start + batch_size])
-            outputs.append(keras.ops.convert_to_numpy(y))
+            # A last batch of one sample has no statistics: that sample is
+            # computed in a batch with the samples before it.
+            first = start if count - start > 1 else max(0, count - batch_size)
+            y, _ = forward(trainable_values, non_trainable_values,
+                           x[first:start + batch_size])
+            outputs.append(keras.ops.convert_to_numpy(y)[start - first:])
     return np.concatenate(outputs)
 
 

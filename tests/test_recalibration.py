@@ -153,6 +153,11 @@ def test_predict_with_batch_statistics_is_training_mode():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert not np.allclose(got, to_numpy(model(x, training=False)), atol=1e-3)
     assert any(not np.array_equal(to_numpy(v), before[v.path]) for v in model.variables)
+    # 13 samples in batches of 6: the 13th is computed with samples 7..12.
+    got = predict_with_batch_statistics(model, np.concatenate([x, x[:1]]), batch_size=6)
+    np.testing.assert_allclose(got[12:], to_numpy(model(np.concatenate([x[7:], x[:1]]),
+                                                        training=True))[-1:], rtol=1e-5,
+                               atol=1e-6)
 
 
 # ----------------------------------------------------------------- the gap closes
@@ -236,8 +241,8 @@ def test_bad_arguments_are_named():
         recalibrate_batch_norm(model, [])
     with pytest.raises(ValueError, match="first element is list"):
         recalibrate_batch_norm(model, ([1, 2], [3, 4]))
-    with pytest.raises(ValueError, match="last batch of 1"):
-        predict_with_batch_statistics(model, x[:5], batch_size=4)
+    with pytest.raises(ValueError, match="at least 2 samples; received 1"):
+        predict_with_batch_statistics(model, x[:1], batch_size=4)
     with pytest.raises(ValueError, match="`steps`"):
         BatchNormRecalibration(x, steps=-1)
     renorm = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization(renorm=True)])
