@@ -1,9 +1,19 @@
-"""Keras callbacks for the keras_acts learning methods."""
+"""Keras callbacks for the keras_acts learning methods, batch-norm
+recalibration (from :mod:`keras_acts.recalibration`) and run recording."""
+
+import math
+import time
 
 import keras
+import numpy as np
 
 from keras_acts.layers import PWLU
+from keras_acts.recalibration import BatchNormRecalibration
+from keras_acts.recalibration import recalibrate_batch_norm
 from keras_acts.registry import iter_layers
+
+__all__ = ["BatchNormRecalibration", "PWLUPhaseCallback", "RunRecorder", "pwlu_layers",
+           "realign_pwlu", "recalibrate_batch_norm"]
 
 
 def pwlu_layers(model):
@@ -71,3 +81,56 @@ class PWLUPhaseCallback(keras.callbacks.Callback):
             if self.verbose:
                 print(f"PWLUPhaseCallback: realigned {count} PWLU layer(s) after epoch "
                       f"{epoch + 1}.")
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """Per-step training metrics and training seconds per epoch of one ``fit``.
+
+    Keras logs the epoch's running (sample-weighted) means after each batch;
+    the value of batch b is recovered as ``(W_b m_b - W_{b-1} m_{b-1}) / n_b``
+    with ``W`` the cumulative sample count (``num_samples`` in batches of
+    ``batch_size``, the last one smaller). The epoch clock stops when
+    validation starts, so ``epoch_seconds`` measures training only.
+
+    Example:
+        >>> recorder = RunRecorder(num_samples=10, batch_size=4, metrics=("loss",))
+        >>> recorder.on_epoch_begin(0)
+        >>> for b, running in enumerate([1.0, 1.5, 1.8]):   # batches of 4, 4, 2
+        ...     recorder.on_train_batch_end(b, {"loss": running})
+        >>> recorder.on_epoch_end(0)
+        >>> [round(v, 6) for v in recorder.per_step["loss"]], len(recorder.epoch_seconds)
+        ([1.0, 2.0, 3.0], 1)
+    """
+
+    def __init__(self, num_samples, batch_size, metrics=("loss", "accuracy")):
+        super().__init__()
+        steps = math.ceil(num_samples / batch_size)
+        sizes = [batch_size] * (steps - 1) + [num_samples - batch_size * (steps - 1)]
+        self.cumulative = np.cumsum(sizes, dtype=np.float64)
+        self.metrics = tuple(metrics)
+        self.per_step = {key: [] for key in self.metrics}
+        self.epoch_seconds = []
+        self._start = None
+        self._weighted = {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._weighted = {key: 0.0 for key in self.metrics}
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        size = self.cumulative[batch] - (self.cumulative[batch - 1] if batch else 0.0)
+        for key in self.metrics:
+            total = float(logs[key]) * self.cumulative[batch]
+            self.per_step[key].append(float((total - self._weighted[key]) / size))
+            self._weighted[key] = total
+
+    def _stop_clock(self):
+        if self._start is not None:
+            self.epoch_seconds.append(time.perf_counter() - self._start)
+            self._start = None
+
+    def on_test_begin(self, logs=None):
+        self._stop_clock()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._stop_clock()
