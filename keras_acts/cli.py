@@ -175,8 +175,12 @@ def main(argv=None):
     dependency is missing.
 
     Example:
-        >>> main(["export", "model.keras", "model.tflite", "--quantize", "float16"])
-        wrote model.tflite (...)
+        >>> from keras_acts.models import small_cnn
+        >>> small_cnn("serf", width=4).save("model.keras")
+        >>> main(["export", "model.keras", "model.tflite", "--quantize", "float16",
+        ...       "--parity-samples", "4"])
+        wrote model.tflite (... MB, quantization=float16, builtin ops only)
+        parity vs Keras: batch 4: max abs ..., top-1 agreement ...
         0
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
