@@ -100,7 +100,8 @@ def summary_table(rows):
                      f"{_pp(row['accuracy_std'], False)} (n={len(row['seeds'])})", delta,
                      verdict, f"{_pp(row['max_gap_before'], False)} → "
                      f"{_pp(row['max_gap_after'], False)}", f"{row['trainable_parameters']:,}",
-                     f"{row['seconds_per_epoch']:.1f}", "n/a" if ratio is None else f"{ratio:.2f}x"])
+                     f"{row['seconds_per_epoch']:.1f}",
+                     "n/a" if ratio is None else f"{ratio:.2f}x"])
     return markdown_table(header, body)
 
 

@@ -31,8 +31,6 @@ per-batch variance depends on it.
 batch-statistics mode (what training sees), also without changing any state.
 """
 
-import math
-
 import keras
 import numpy as np
 
@@ -197,7 +195,8 @@ def recalibrate_batch_norm(model, data, steps=None, batch_size=None, strategy=No
         >>> x = np.arange(12, dtype="float32").reshape(4, 3)   # batches [0:2], [2:4]
         >>> recalibrate_batch_norm(model, x, batch_size=2)
         {'layers': 1, 'batches': 2}
-        >>> model.layers[0].moving_mean.numpy().tolist(), model.layers[0].moving_variance.numpy().tolist()
+        >>> bn = model.layers[0]
+        >>> bn.moving_mean.numpy().tolist(), bn.moving_variance.numpy().tolist()
         ([4.5, 5.5, 6.5], [2.25, 2.25, 2.25])
     """
     _check_steps(steps)
