@@ -8,7 +8,8 @@ Subcommands:
   :func:`keras_acts.export.to_tflite` (builtin TFLite ops only) and print the
   parity report (LiteRT vs Keras) on calibration / parity inputs.
 
-Example:
+Example (shell)::
+
     $ keras-acts export model.keras model_int8.tflite --quantize int8 \\
           --calibration fashion_mnist --num-calibration 200
 """
@@ -175,8 +176,12 @@ def main(argv=None):
     dependency is missing.
 
     Example:
-        >>> main(["export", "model.keras", "model.tflite", "--quantize", "float16"])
+        >>> from keras_acts.models import small_cnn
+        >>> small_cnn("serf", width=4).save("model.keras")
+        >>> main(["export", "model.keras", "model.tflite", "--quantize", "float16",
+        ...       "--parity-samples", "4"])
         wrote model.tflite (...)
+        ...
         0
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

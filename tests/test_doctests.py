@@ -29,9 +29,6 @@ PENDING = {
     "keras_acts.training": "issue 15 (training options): examples use undefined names "
                            "(strategy, ckpt, model) and data directories that do not exist",
     "keras_acts.demo": "issue 12 (demo): examples need the dataset, a trained run, undefined names",
-    "keras_acts.export": "issue 13 (export): examples use undefined names",
-    "keras_acts.ops.builtin": "issue 13 (export): examples print TensorFlow reprs / take floats",
-    "keras_acts.cli": "issue 13 (export): the example exports a model file that does not exist",
 }
 
 MODULES = sorted(info.name for info in pkgutil.walk_packages(keras_acts.__path__, "keras_acts.")
