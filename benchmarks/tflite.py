@@ -65,8 +65,9 @@ from keras_acts.export import xnnpack_refused  # noqa: E402
 from keras_acts.report import describe_machine  # noqa: E402
 from keras_acts.report import machine  # noqa: E402
 from keras_acts.report import markdown_table  # noqa: E402
+from keras_acts.registry import names  # noqa: E402
 
-ACTIVATIONS = ("pwlu", "acon_c", "meta_acon", "serf")
+ACTIVATIONS = names()  # the four headline activations, in registry order
 # Reference rows: every site replaced by a chain of this many builtin elementwise
 # ops that the converter cannot fold into the convolution (x*x, then +x, *x, ...),
 # the cost floor of any activation that needs that many ops.
@@ -149,10 +150,11 @@ def perturb_parameters(model, seed=0, scale=0.2):
     Example:
         >>> model = perturb_parameters(with_activation(mobilenet_v3_small(32), "acon_c")[0])
     """
-    from keras_acts.plot import keras_acts_layers
+    from keras_acts.layers import ActivationLayer
+    from keras_acts.registry import iter_layers
 
     rng = np.random.default_rng(seed)
-    for layer in keras_acts_layers(model):
+    for layer in iter_layers(model, types=ActivationLayer):
         for w in layer.trainable_weights:
             v = keras.ops.convert_to_numpy(w)
             w.assign(v * rng.uniform(1 - scale, 1 + scale, v.shape)
@@ -257,10 +259,10 @@ def markdown(rows, quantizations):
         ...                  "ops_none": 40, "partitions_none": 1}], ["none"]).splitlines()[0])
         | activation | sites | float32 ms | float32 x | float32 target | float32 ops / XNNPACK partitions | float32 size x |
     """
-    names = {"none": "float32", "int8": "int8"}
+    labels = {"none": "float32", "int8": "int8"}
     header = ["activation", "sites"]
     for q in quantizations:
-        n = names[q]
+        n = labels[q]
         header += [f"{n} ms", f"{n} x", f"{n} target", f"{n} ops / XNNPACK partitions",
                    f"{n} size x"]
     accuracy = any("fmnist_float" in r for r in rows)

@@ -188,3 +188,19 @@ def convert_variables_to_constants(concrete_function):
         convert_variables_to_constants_v2)
 
     return convert_variables_to_constants_v2(concrete_function)
+
+
+def litert_ops_details(interpreter):
+    """The nodes of a LiteRT interpreter after delegation: a list of dicts with
+    ``index``, ``op_name``, ``inputs``, ``outputs`` (``Interpreter._get_ops_details``;
+    the XNNPACK delegate's partitions appear as ``op_name == "DELEGATE"``).
+
+    Example:
+        >>> import keras, keras_acts
+        >>> from keras_acts.export import load_interpreter, to_tflite
+        >>> flat = to_tflite(keras.Sequential([keras.Input((4,)), keras_acts.Serf()]))
+        >>> ops = litert_ops_details(load_interpreter(flat, (1, 4)))
+        >>> [op["op_name"] for op in ops][-1]
+        'DELEGATE'
+    """
+    return interpreter._get_ops_details()

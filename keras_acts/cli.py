@@ -8,7 +8,8 @@ Subcommands:
   :func:`keras_acts.export.to_tflite` (builtin TFLite ops only) and print the
   parity report (LiteRT vs Keras) on calibration / parity inputs.
 
-Example:
+Example (shell)::
+
     $ keras-acts export model.keras model_int8.tflite --quantize int8 \\
           --calibration fashion_mnist --num-calibration 200
 """

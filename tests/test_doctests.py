@@ -22,9 +22,8 @@ import keras_acts
 # main job, the command line, TFLite builtin formulations).
 TENSORFLOW_ONLY = ("keras_acts.training", "keras_acts.export", "keras_acts.demo",
                    "keras_acts.cli", "keras_acts.ops.builtin")
-# Modules (name prefixes) whose examples did not all run when this test was
-# added, owned by sessions working in parallel: marked xfail without running
-# (their examples are slow); each entry goes when its examples run.
+# Modules (name prefixes) whose examples may not run yet, marked xfail without
+# running: none (every module's examples run). Keep empty.
 PENDING = {}
 
 MODULES = sorted(info.name for info in pkgutil.walk_packages(keras_acts.__path__, "keras_acts.")

@@ -165,3 +165,18 @@ def test_convert_variables_to_constants():
                     lambda: _private.convert_variables_to_constants(fn))
     assert not frozen.variables
     assert float(frozen(tf.constant(3.0))[0]) == 6.0
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow only")
+def test_litert_ops_details():
+    pytest.importorskip("ai_edge_litert")
+    import keras_acts
+    from keras_acts.export import load_interpreter
+    from keras_acts.export import to_tflite
+
+    flat = to_tflite(keras.Sequential([keras.Input((4,)), keras_acts.Serf()]))
+    ops = _check("litert_ops_details", "ai_edge_litert Interpreter._get_ops_details",
+                 lambda: _private.litert_ops_details(load_interpreter(flat, (1, 4))))
+    names = [op["op_name"] for op in ops]
+    assert "GELU" in names and names.count("DELEGATE") == 1, names
+    assert all({"index", "op_name", "inputs", "outputs"} <= set(op) for op in ops)

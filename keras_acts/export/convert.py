@@ -35,6 +35,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from keras_acts import _private
 from keras_acts import ops
 from keras_acts.export.flatbuffer import ExportError
 from keras_acts.export.flatbuffer import check_builtin_only
@@ -79,14 +80,11 @@ def export_concrete_function(model, input_shape=None, quantization=None):
         >>> fn.inputs[0].shape
         TensorShape([None, 28, 28, 1])
     """
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2)
-
     spec = _input_spec(model, input_shape)
     with ops.export_mode(quantization=quantization):
         fn = tf.function(lambda inputs: model(inputs, training=False))
         concrete = fn.get_concrete_function(spec)
-    return convert_variables_to_constants_v2(concrete)
+    return _private.convert_variables_to_constants(concrete)
 
 
 def _graph_nodes(concrete):

@@ -8,6 +8,7 @@ took the whole graph; each op it refuses splits the graph).
 
 import numpy as np
 
+from keras_acts import _private
 from keras_acts.export.flatbuffer import _read
 
 
@@ -160,10 +161,10 @@ def format_parity(report):
 
 def _delegate_view(path_or_bytes, input_shape, num_threads):
     interpreter = load_interpreter(path_or_bytes, input_shape, num_threads)
-    details = getattr(interpreter, "_get_ops_details", None)
-    if details is None:  # pragma: no cover - LiteRT changed its private API
+    try:
+        return interpreter, _private.litert_ops_details(interpreter)
+    except AttributeError:  # pragma: no cover - LiteRT changed its private API
         return interpreter, None
-    return interpreter, details()
 
 
 def xnnpack_partitions(path_or_bytes, input_shape=None, num_threads=None):
@@ -172,8 +173,9 @@ def xnnpack_partitions(path_or_bytes, input_shape=None, num_threads=None):
     1 when XNNPACK runs the whole graph; every op it refuses (GATHER, CAST,
     EXPAND_DIMS, ...) runs in LiteRT's own kernels and splits the graph into
     more partitions (0: XNNPACK took nothing). Read from the interpreter's
-    nodes (its DELEGATE nodes; private ``_get_ops_details`` of the LiteRT
-    interpreter, guarded: None if it is missing).
+    nodes (its DELEGATE nodes; the LiteRT interpreter's private node list through
+    ``keras_acts._private.litert_ops_details``, guarded by tests/test_private.py;
+    None if it is missing).
 
     Example:
         >>> model, flat = _example_flatbuffer()
