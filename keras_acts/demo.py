@@ -52,10 +52,11 @@ from keras_acts.recalibration import recalibrate_batch_norm
 from keras_acts.comparison import runs_table
 from keras_acts.comparison import summarize
 from keras_acts.comparison import summary_table
+from keras_acts.registry import names
 from keras_acts.report import machine
 
-ACTIVATIONS = ("relu", "swish", "pwlu", "acon_c", "meta_acon", "serf")
-KERAS_ACTS = ("pwlu", "acon_c", "meta_acon", "serf")
+KERAS_ACTS = names()  # the registry's headline activations
+ACTIVATIONS = ("relu", "swish") + KERAS_ACTS
 LEARNABLE = ("pwlu", "acon_c", "meta_acon")
 # The protocols: what a plain run (default) and --protocol long do.
 PROTOCOLS = {

@@ -53,10 +53,10 @@ def batch_norm_layers(model):
         >>> len(layers), sorted({type(layer).__name__ for layer in layers})   # 4 + 4 x 2
         (12, ['BatchNormalization', 'GeneratorBatchNorm'])
     """
-    layers = model._flatten_layers(include_self=True, recursive=True)
-    return [layer for layer in layers
-            if isinstance(layer, keras.layers.BatchNormalization) and layer.built
-            and layer.trainable]
+    from keras_acts.registry import iter_layers
+
+    layers = iter_layers(model, types=keras.layers.BatchNormalization)
+    return [layer for layer in layers if layer.built and layer.trainable]
 
 
 def _is_array(value):

@@ -24,7 +24,7 @@ def acon_c_builtin(x, p1, p2, beta):
       1e-12 |x|).
     * Per-sample ``beta`` (Meta-ACON, leading dimension not 1), and every
       full-integer int8 export (where the wide-range ``d / k``, ``p2 / k``
-      terms cost 9.7 points of accuracy): MUL, LOGISTIC, MUL, ADD, MUL on ``x``.
+      terms cost accuracy; figures in the README): MUL, LOGISTIC, MUL, ADD, MUL on ``x``.
 
     Inference only (used under ``export_mode``); for x = -inf it gives NaN or
     -inf instead of the limit handling of :func:`acon_c_forward`.

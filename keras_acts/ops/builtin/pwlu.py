@@ -70,7 +70,7 @@ def pwlu_builtin(x, left_bound, right_bound, points, left_slope, right_slope, ax
     (``slope * scale``, ``intercept + slope * shift``): MUL, ADD, MINIMUM, CAST,
     MAXIMUM, MINIMUM, (ADD), GATHER x2, MUL, ADD once the parameters are frozen
     constants. Lines in x, not v, because under full-integer int8 the product
-    with the wide-range v lost 9 points of accuracy. Equal to
+    with the wide-range v loses accuracy (figures in the README's TFLite section). Equal to
     :func:`pwlu_forward` up to float rounding for finite inputs (the same line
     on each segment; at a knot both neighbours agree). The index is clamped in
     int32 after the cast, so NaN and huge inputs never read outside the table.
@@ -110,8 +110,8 @@ def pwlu_hinges(x, left_bound, right_bound, points, left_slope, right_slope, axi
     3 elementwise ops per knot (ADD with fused ReLU, MUL, ADD), all of which
     run in LiteRT's XNNPACK delegate, where the table lookup of
     :func:`pwlu_builtin` needs two GATHERs and int32 clamps that run in
-    reference kernels: about 2.4x faster on MobileNetV3-Small with N = 16 (see
-    ``benchmarks/tflite.py``). The float exports use it; full-integer int8 keeps
+    reference kernels (latency: ``benchmarks/tflite.py --pwlu-forms``). A float
+    candidate beside the broadcast form; full-integer int8 keeps
     the lookup (one requantisation per op would cost accuracy). NaN gives NaN;
     +-inf gives +-inf or NaN (where hinges of both signs meet).
 
