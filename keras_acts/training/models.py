@@ -12,46 +12,8 @@ Example:
 
 import keras
 
-def make_activation(activation, /, **kwargs):
-    """A fresh activation layer for ``activation`` (a name): one of keras_acts' activations
-    (``keras_acts.get(activation, **kwargs)``, e.g. ``phase1_steps`` for PWLU) or,
-    for any other activation name Keras knows (baselines: ``"relu"``,
-    ``"swish"``, ...), ``keras.layers.Activation(activation, **kwargs)``. The one
-    name -> layer lookup of the pipelines and ``benchmarks/train_step.py``.
-
-    Example:
-        >>> type(make_activation("pwlu", phase1_steps=5)).__name__
-        'PWLU'
-        >>> make_activation("relu", name="act").name
-        'act'
-    """
-    from keras_acts.registry import get
-
-    if not isinstance(activation, str) or _is_ours(activation):
-        return get(activation, **kwargs)
-    try:
-        keras.activations.get(activation)
-    except ValueError:
-        raise ValueError(f"Unknown activation {activation!r}; allowed: keras_acts' activations "
-                         f"{sorted(_registry_names())} or an activation name Keras knows "
-                         "('relu', 'swish', ...).") from None
-    return keras.layers.Activation(activation, **kwargs)
-
-
-def _is_ours(name):
-    from keras_acts.registry import get
-
-    try:
-        get(name)
-    except ValueError:
-        return False
-    return True
-
-
-def _registry_names():
-    from keras_acts.registry import LAYERS
-
-    return LAYERS
+from keras_acts.registry import make_activation  # noqa: F401 (the one name -> layer)
+from keras_acts.registry import names
 
 
 def tiny_cnn(input_shape, activation, width=8, name="tiny_cnn"):
@@ -131,7 +93,7 @@ def build_backbone(name, activation, input_shape, source="keras_hub", match=None
     if name in TINY_BACKBONES:
         if activation is None:
             raise ValueError(f"backbone {name!r} has no activation of its own; pass one of "
-                             f"{sorted(_registry_names())} or a Keras activation name.")
+                             f"{list(names())} or a Keras activation name.")
         make_activation(activation, **act_kwargs)  # validates name and arguments now
         return TINY_BACKBONES[name](input_shape,
                                     lambda: make_activation(activation, **act_kwargs))

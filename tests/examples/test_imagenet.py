@@ -295,3 +295,23 @@ def test_bn_recalibration_runs_after_training_before_final_weights(image_folder,
     assert calls[0][2] == [(8, 32, 32, 3)] * 3
     saved = _weights(out["weights_path"])
     assert any(np.all(v == 42.0) for v in saved.values())
+
+
+def test_bn_recalibration_with_keras_acts_recalibrate_batch_norm(image_folder, tmp_path):
+    """bn_recalibration_steps wired to the real keras_acts.callbacks.recalibrate_batch_norm
+    (issue 12): the same run with and without it ends with the same trained
+    weights, and different batch-norm moving statistics."""
+    from keras_acts.training.classification import train_classifier
+
+    runs = {}
+    for steps in (0, 2):
+        args = _script().parse_args(tiny_flags(image_folder, str(tmp_path / f"r{steps}"),
+                                               activation="meta_acon",
+                                               bn_recalibration_steps=steps))
+        runs[steps] = _weights(train_classifier(args)["weights_path"])
+    assert sorted(runs[0]) == sorted(runs[2])
+    differ = {name for name in runs[0] if runs[0][name].tobytes() != runs[2][name].tobytes()}
+    # Only vars 2 and 3 of batch norms (moving mean, moving variance; the CNN's and
+    # Meta-ACON's generator's) change.
+    other = [name for name in differ if not name.endswith(("vars/2", "vars/3"))]
+    assert differ and not other, other
