@@ -9,25 +9,11 @@ Example:
 
 import keras
 
+from keras_acts.layers import ActivationLayer
+from keras_acts.registry import iter_layers
+
 _NORM_TYPES = (keras.layers.BatchNormalization, keras.layers.LayerNormalization,
                keras.layers.GroupNormalization)
-
-
-def is_keras_acts_layer(layer):
-    """True for layers defined in the keras_acts package (our activations).
-
-    Example:
-        >>> is_keras_acts_layer(keras.layers.ReLU())
-        False
-    """
-    return type(layer).__module__.startswith("keras_acts.")
-
-
-def _all_layers(model):
-    """Every layer of ``model``, nested models' layers included (Keras has no
-    public recursive walk)."""
-    # private: moved to keras_acts/_private.py by the lead
-    return model._flatten_layers(include_self=False, recursive=True)
 
 
 def weight_decay_exclusions(model, exclude_bias=False):
@@ -52,9 +38,8 @@ def weight_decay_exclusions(model, exclude_bias=False):
                 seen.add(id(v))
                 out.append(v)
 
-    for layer in _all_layers(model):
-        if isinstance(layer, _NORM_TYPES) or is_keras_acts_layer(layer):
-            add(layer.trainable_weights)
+    for layer in iter_layers(model, types=(*_NORM_TYPES, ActivationLayer)):
+        add(layer.trainable_weights)
     if exclude_bias:
         add(v for v in model.trainable_weights if v.path.split("/")[-1] == "bias")
     return out
