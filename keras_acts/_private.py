@@ -204,3 +204,23 @@ def litert_ops_details(interpreter):
         'DELEGATE'
     """
     return interpreter._get_ops_details()
+
+
+def compile_loss(model):
+    """A compiled model's loss container and the user's loss structure:
+    ``(model._compile_loss, model._compile_loss._user_loss)``, or ``(None, None)``
+    before ``compile``. Keras builds the container lazily on the first loss call;
+    a ``strategy.run`` loop must build it outside the replicated step.
+
+    Example:
+        >>> import keras
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> model.compile(loss={"dense": "mse"})
+        >>> container, user_loss = compile_loss(model)
+        >>> type(user_loss).__name__, container.built
+        ('dict', False)
+    """
+    container = getattr(model, "_compile_loss", None)
+    if container is None:
+        return None, None
+    return container, container._user_loss

@@ -180,3 +180,15 @@ def test_litert_ops_details():
     names = [op["op_name"] for op in ops]
     assert "GELU" in names and names.count("DELEGATE") == 1, names
     assert all({"index", "op_name", "inputs", "outputs"} <= set(op) for op in ops)
+
+
+def test_compile_loss():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="out")])
+    assert _private.compile_loss(model) == (None, None)
+    model.compile(loss={"out": "mse"})
+    container, user_loss = _check("compile_loss", "Model._compile_loss._user_loss",
+                                  lambda: _private.compile_loss(model))
+    assert isinstance(user_loss, dict) and set(user_loss) == {"out"}
+    assert container.built is False
+    container.build({"out": keras.ops.zeros((1, 1))}, {"out": keras.ops.zeros((1, 1))})
+    assert container.built

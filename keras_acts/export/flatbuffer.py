@@ -31,10 +31,9 @@ class ExportError(ValueError):
 
 
 def _layers(model):
-    layers = getattr(model, "_flatten_layers", None)
-    if layers is None:
-        return list(getattr(model, "layers", []))
-    return [layer for layer in layers(include_self=False, recursive=True)]
+    from keras_acts.registry import iter_layers
+
+    return list(iter_layers(model))
 
 
 def layer_for_node(model, node_name):

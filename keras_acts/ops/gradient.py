@@ -29,7 +29,6 @@ Example:
 """
 
 import contextlib
-import functools
 import threading
 
 import keras

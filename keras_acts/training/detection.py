@@ -17,6 +17,7 @@ Example:
 import numpy as np
 import tensorflow as tf
 
+from keras_acts import _private
 from keras_acts._extras import require
 
 from keras_acts.training import pipeline
@@ -200,12 +201,9 @@ def build_compiled_loss(model):
         >>> {"box_loss", "classification_loss"} <= {m.name for m in model.metrics}
         True
     """
-    # private: moved to keras_acts/_private.py by the lead (Keras' CompileLoss
-    # and its _user_loss have no public handle)
-    compile_loss = getattr(model, "_compile_loss", None)
+    compile_loss, user_loss = _private.compile_loss(model)  # no public handle
     if compile_loss is None or compile_loss.built:
         return
-    user_loss = getattr(compile_loss, "_user_loss", None)
     if isinstance(user_loss, dict):
         dummy = {key: np.zeros((1, 1), "float32") for key in user_loss}
     else:
