@@ -19,6 +19,7 @@ import os
 import sys
 
 from keras_acts._extras import MissingExtraError
+from keras_acts._flags import add_flag
 from keras_acts._extras import require
 
 
@@ -190,18 +191,18 @@ def main(argv=None):
     exp = sub.add_parser("export", help="convert a .keras model to builtin-only TFLite")
     exp.add_argument("model", help="input .keras file")
     exp.add_argument("output", help="output .tflite file")
-    exp.add_argument("--quantize", default="none",
+    add_flag(exp, "--quantize", default="none",
                      choices=["none", "float16", "dynamic_range", "int8"])
-    exp.add_argument("--calibration", default=None,
+    add_flag(exp, "--calibration", default=None,
                      help="FILE.npy of model inputs or 'fashion_mnist' (images scaled to [0, 1]); "
                           "required for int8, also used for the parity report")
-    exp.add_argument("--num-calibration", type=_count(1), default=200,
+    add_flag(exp, "--num-calibration", type=_count(1), default=200,
                      help="calibration samples for int8 (default 200)")
-    exp.add_argument("--int8-io", action="store_true",
+    add_flag(exp, "--int8-io", action="store_true",
                      help="int8 input/output tensors (default: float32 io)")
-    exp.add_argument("--parity-samples", type=_count(0), default=256,
+    add_flag(exp, "--parity-samples", type=_count(0), default=256,
                      help="inputs for the parity report (0 skips it)")
-    exp.add_argument("--threads", type=_count(1), default=None,
+    add_flag(exp, "--threads", type=_count(1), default=None,
                      help="LiteRT threads for parity")
     args = parser.parse_args(argv)
     try:

@@ -38,6 +38,7 @@ import time
 import keras
 import numpy as np
 
+from keras_acts._flags import add_flag
 from keras_acts.callbacks import RunRecorder
 from keras_acts.callbacks import pwlu_layers
 from keras_acts.data.fashion_mnist import DEFAULT_DIR
@@ -208,8 +209,7 @@ def parse_args(argv=None):
                     "export the best run to TFLite.")
 
     def add(flag, **kwargs):   # dashed flags, the underscore spelling as an alias
-        names = [flag] + (["--" + flag[2:].replace("-", "_")] if "-" in flag[2:] else [])
-        p.add_argument(*names, **kwargs)
+        add_flag(p, flag, **kwargs)
 
     add("--protocol", choices=sorted(PROTOCOLS), default="default",
         help="; ".join(f"{k}: {v}" for k, v in PROTOCOLS.items()))

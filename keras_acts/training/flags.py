@@ -17,6 +17,7 @@ import dataclasses
 import sys
 import typing
 
+from keras_acts._flags import add_flag
 from keras_acts.training.options import GROUPS
 
 
@@ -77,9 +78,7 @@ def build_parser(options_cls, description=None):
             if f.metadata["choices"] is not None:
                 kwargs["choices"] = f.metadata["choices"]
             kwargs["metavar"] = f.name.upper() if f.metadata["choices"] is None else None
-        group.add_argument(flag_name(f.name), help=help_text, **kwargs)
-        if "_" in f.name:
-            group.add_argument("--" + f.name, help=argparse.SUPPRESS, **kwargs)
+        add_flag(group, flag_name(f.name), help=help_text, **kwargs)
     return parser
 
 
