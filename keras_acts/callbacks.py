@@ -7,6 +7,7 @@ import time
 import keras
 import numpy as np
 
+from keras_acts.layers import NPWLU
 from keras_acts.layers import PWLU
 from keras_acts.recalibration import BatchNormRecalibration
 from keras_acts.recalibration import recalibrate_batch_norm
@@ -16,16 +17,22 @@ __all__ = ["BatchNormRecalibration", "PWLUPhaseCallback", "RunRecorder", "pwlu_l
            "realign_pwlu", "recalibrate_batch_norm"]
 
 
+#: The layers with PWLU's two-phase learning method (phase I statistics ->
+#: realignment -> phase II): what the phase callback and ``realign_pwlu`` handle.
+TWO_PHASE_LAYERS = (PWLU, NPWLU)
+
+
 def pwlu_layers(model):
-    """All PWLU layers of ``model``, nested models included:
-    ``list(iter_layers(model, types=PWLU))``.
+    """All PWLU and N-PWLU layers of ``model`` (:data:`TWO_PHASE_LAYERS`), nested
+    models included: ``list(iter_layers(model, types=TWO_PHASE_LAYERS))``.
 
     Example:
-        >>> model = keras.Sequential([keras.Input((4,)), PWLU(), keras.layers.Dense(2)])
+        >>> model = keras.Sequential([keras.Input((4,)), PWLU(), keras.layers.Dense(2),
+        ...                           NPWLU()])
         >>> [type(layer).__name__ for layer in pwlu_layers(model)]
-        ['PWLU']
+        ['PWLU', 'NPWLU']
     """
-    return list(iter_layers(model, types=PWLU))
+    return list(iter_layers(model, types=TWO_PHASE_LAYERS))
 
 
 def realign_pwlu(model, strategy=None):

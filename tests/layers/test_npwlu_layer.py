@@ -335,3 +335,18 @@ def test_mirrored_strategy_synchronises_statistics_and_realignment():
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
                          text=True, timeout=300, env=env)
     assert out.returncode == 0 and "OK" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:]
+
+
+def test_phase_callback_realigns_npwlu_too():
+    """PWLUPhaseCallback / realign_pwlu end N-PWLU's phase I as PWLU's."""
+    from keras_acts.callbacks import PWLUPhaseCallback
+    from keras_acts.callbacks import pwlu_layers
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
+                              keras_acts.NPWLU(phase1_steps=None), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x = np.random.default_rng(0).normal(size=(32, 3)).astype("float32")
+    assert [type(layer).__name__ for layer in pwlu_layers(model)] == ["NPWLU"]
+    model.fit(x, x[:, :1], batch_size=8, epochs=2, verbose=0,
+              callbacks=[PWLUPhaseCallback(phase1_epochs=1)])
+    assert not model.layers[1].in_phase1
