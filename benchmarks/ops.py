@@ -76,6 +76,7 @@ def candidates(shape):
     pc, pl = _pwlu_params(c, True, rng), _pwlu_params(c, False, rng)
     acon = [K.convert_to_tensor(rng.normal(size=(1, 1, 1, c)), "float32") for _ in range(2)]
     acon.append(K.ones((1, 1, 1, c)))
+    family = _family_layers(shape)
     meta = MetaAcon(name="meta_acon_bench")
     plain_meta = PlainMetaAcon(name="plain_meta_acon_bench")
     meta.build(shape)
@@ -94,7 +95,34 @@ def candidates(shape):
         "plain_acon_c": (plain_acon_c, acon, None, "plain"),
         "plain_meta_acon": (None, [], plain_meta, "plain"),
         "plain_serf": (plain_serf, [], None, "plain"),
+        **family,
     }
+
+
+def _family_layers(shape):
+    """The papers' family as built layers (issue 16 rows): N-PWLU (4 intervals,
+    phase II), ACON-A, ACON-B, ACON-FReLU, and the block ACON-FReLU is measured
+    against: depthwise 3x3 conv + BN + ReLU ("reference")."""
+    import keras
+
+    from keras_acts.layers import AconA
+    from keras_acts.layers import AconB
+    from keras_acts.layers import AconFReLU
+    from keras_acts.layers import NPWLU
+
+    block = keras.Sequential([keras.layers.DepthwiseConv2D(3, padding="same"),
+                              keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5),
+                              keras.layers.ReLU()], name="dwconv_bn_relu_bench")
+    layers = {"npwlu": NPWLU(phase1_steps=0, name="npwlu_bench"),
+              "acon_a": AconA(name="acon_a_bench"),
+              "acon_b": AconB(name="acon_b_bench"),
+              "acon_frelu": AconFReLU(name="acon_frelu_bench"),
+              "dwconv_bn_relu": block}
+    out = {}
+    for name, layer in layers.items():
+        layer.build(shape)
+        out[name] = (None, [], layer, "reference" if name == "dwconv_bn_relu" else "ours")
+    return out
 
 
 # ------------------------------------------------------------- per backend
