@@ -260,7 +260,7 @@ def main(argv=None):
     try:
         (x, y), (xt, yt) = load_data(args.data_dir, install=args.install)
     except (DatasetUnavailable, ValueError) as err:
-        print(f"ERROR: {err}", file=sys.stderr)
+        print("error: " + " ".join(str(err).split()), file=sys.stderr)  # one line
         return 2
     x, y = _subset(x, y, args.train_subset, seed=1234)
     xt, yt = _subset(xt, yt, args.test_subset, seed=4321)

@@ -79,8 +79,10 @@ def test_demo_end_to_end(tmp_path):
 def test_command_line_errors(tmp_path):
     done = _demo("--data-dir", str(tmp_path), "--no-install", "--out", str(tmp_path / "out"))
     assert done.returncode == 2
-    assert "ERROR" in done.stderr and "dataset-fashion-mnist" in done.stderr
-    assert "--data-dir" in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, done.stderr        # one error line, no traceback
+    assert "dataset-fashion-mnist" in errors[0] and "--data-dir" in errors[0]
+    assert str(tmp_path) in errors[0] and "Traceback" not in done.stderr
     done = _demo("--activations", "gelu")
     assert done.returncode == 2 and "unknown activation(s) ['gelu']" in done.stderr
     done = _demo("--protocol", "short")

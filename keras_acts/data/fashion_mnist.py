@@ -161,8 +161,8 @@ def load_data(directory=None, install=True, runner=subprocess.run, log=print):
         missing = str(err)
     if not install or os.path.abspath(directory) != os.path.abspath(DEFAULT_DIR):
         raise DatasetUnavailable(
-            f"{missing}\n(Automatic installation only fills {DEFAULT_DIR}; pass --data-dir "
-            "with the four IDX files, or drop --no-install.)")
+            f"{missing} (automatic installation only fills {DEFAULT_DIR}; pass --data-dir "
+            "with the four IDX files, or drop --no-install)")
     log(f"Fashion-MNIST is not in {directory}.")
     if not install_dataset(runner=runner, log=log):
         raise DatasetUnavailable(
