@@ -150,6 +150,14 @@ def _tensorflow_step(fn, params, layer, backward, jit):
     return tf.function(step, jit_compile=jit)
 
 
+def _training(layer):
+    """``{"training": True}`` when the layer's ``call`` takes it (``stateless_call``
+    passes keyword arguments straight to ``call``)."""
+    import inspect
+
+    return {"training": True} if "training" in inspect.signature(layer.call).parameters else {}
+
+
 def _jax_step(fn, params, layer, backward, jit):
     import jax
 
@@ -158,7 +166,7 @@ def _jax_step(fn, params, layer, backward, jit):
         non_trainable = [v.value for v in layer.non_trainable_variables]
 
         def apply(x, *weights):
-            return layer.stateless_call(list(weights), non_trainable, x, training=True)[0]
+            return layer.stateless_call(list(weights), non_trainable, x, **_training(layer))[0]
 
         weights = trainable
     else:
@@ -225,7 +233,7 @@ def memory(cands, shape):
 
                 def fn(t, layer=layer, trainable=trainable, non_trainable=non_trainable):
                     return layer.stateless_call(trainable, non_trainable, t,
-                                                training=True)[0]
+                                                **_training(layer))[0]
             else:
                 def fn(t, layer=layer):
                     return layer(t, training=True)
