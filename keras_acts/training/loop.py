@@ -12,20 +12,7 @@ pipeline could not read, reported at each epoch's end), ``eval_step`` (a dict
 of tensors), whether eval outputs are summed or gathered, and host-side
 ``eval_*`` accumulation.
 
-Example:
-    >>> from keras_acts.training.classification import ClassificationTask
-    >>> from keras_acts.training.optim import make_sgd
-    >>> def batches(epoch, skip, ctx=None):   # 8 examples, 3 classes, 2 steps of 4
-    ...     x = tf.random.stateless_normal([8, 2], [epoch, 0])
-    ...     y, w = tf.constant([0, 1, 2, 0, 1, 2, 0, 1]), tf.ones([8])
-    ...     return tf.data.Dataset.from_tensor_slices((x, y, w)).batch(4).skip(skip)
-    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
-    >>> trainer = Trainer(model, make_sgd(model, 0.1), ClassificationTask(3),
-    ...                   global_batch_size=4, model_dir="run_module", verbose=0)
-    >>> history = trainer.fit(batches, epochs=2, steps_per_epoch=2,
-    ...                       eval_fn=lambda ctx: batches(0, 0), eval_steps=2)
-    >>> trainer.step, len(history["train"]), sorted(history["eval"][-1])
-    (4, 2, ['loss', 'top1', 'top5'])
+Example: see :class:`Trainer`.
 """
 
 import os
