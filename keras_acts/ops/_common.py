@@ -52,6 +52,22 @@ def check_floating(x, name="inputs"):
             f"float64); received dtype={dtype}.")
 
 
+def normalize_axis(x, axis):
+    """``axis`` as a non-negative index into ``x``'s dimensions; ValueError naming
+    the allowed range otherwise.
+
+    Example:
+        >>> import numpy as np
+        >>> normalize_axis(np.zeros((2, 3)), -1)
+        1
+    """
+    rank = len(x.shape)
+    if not -rank <= axis < rank:
+        raise ValueError(f"`axis` must be in [{-rank}, {rank - 1}] for x of rank {rank}; "
+                         f"received axis={axis}.")
+    return axis % rank
+
+
 def to_compute(*tensors, dtype):
     """Cast every tensor to ``dtype`` (a no-op where it already has it).
 

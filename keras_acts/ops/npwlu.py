@@ -39,6 +39,7 @@ from keras import ops as K
 from keras_acts.ops._common import check_floating
 from keras_acts.ops._common import compute_dtype
 from keras_acts.ops._common import dtype_name
+from keras_acts.ops._common import normalize_axis
 from keras_acts.ops._common import static_shape
 from keras_acts.ops._common import times
 from keras_acts.ops._common import to_compute
@@ -168,11 +169,7 @@ def _backward_kernel(x, left_bound, widths, start_value, slopes, left_slope, rig
 
 
 def _validate(x, widths, slopes, scalars, axis):
-    rank = len(x.shape)
-    if not -rank <= axis < rank:
-        raise ValueError(f"`axis` must be in [{-rank}, {rank - 1}] for x of rank {rank}; "
-                         f"received axis={axis}.")
-    axis = axis % rank
+    axis = normalize_axis(x, axis)
     if len(widths.shape) not in (1, 2) or widths.shape[-1] is None or widths.shape[-1] < 1:
         raise ValueError(
             "`widths` must have shape (num_intervals,) or (channels, num_intervals) with "

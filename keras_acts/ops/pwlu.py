@@ -46,6 +46,7 @@ from keras_acts.ops import xla
 from keras_acts.ops._common import check_floating
 from keras_acts.ops._common import compute_dtype
 from keras_acts.ops._common import dtype_name
+from keras_acts.ops._common import normalize_axis
 from keras_acts.ops._common import reduction_count
 from keras_acts.ops._common import static_shape
 from keras_acts.ops._common import to_compute
@@ -251,11 +252,7 @@ def _backward_kernel(x, left_bound, right_bound, points, left_slope, right_slope
 
 
 def _validate(x, points, axis):
-    rank = len(x.shape)
-    if not -rank <= axis < rank:
-        raise ValueError(f"`axis` must be in [{-rank}, {rank - 1}] for x of rank {rank}; "
-                         f"received axis={axis}.")
-    axis = axis % rank
+    axis = normalize_axis(x, axis)
     if len(points.shape) not in (1, 2) or points.shape[-1] is None or points.shape[-1] < 2:
         raise ValueError(
             "`points` must have shape (num_intervals + 1,) or (channels, num_intervals + 1) "
