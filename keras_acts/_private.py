@@ -21,6 +21,7 @@ Example:
 """
 
 import importlib
+import sys
 
 import keras
 
@@ -31,6 +32,11 @@ ACTIVATION_OP_MODULES = ("keras.src.ops.nn", "keras.src.activations.activations"
 KERAS_OP_MODULE_PREFIX = "keras.src.ops"
 # The class of ``keras.Model(inputs, outputs)`` objects; no public alias in Keras 3.
 FUNCTIONAL_CLASS = ("keras.src.models.functional", "Functional")
+# Keras' LiteRT exporter (``model.export(path, format="litert")``): the module, the
+# class, the method on the stack while it traces the model (ExportArchive endpoint
+# -> SavedModel -> converter), and the attribute holding the converter keyword
+# arguments the user passed to ``model.export``.
+LITERT_EXPORTER = ("keras.src.export.litert", "LiteRTExporter", "_convert_to_tflite", "kwargs")
 
 
 def functional_class():
@@ -171,6 +177,38 @@ def is_activation_op(operation):
     """
     return (not isinstance(operation, keras.layers.Layer)
             and type(operation).__module__ in ACTIVATION_OP_MODULES)
+
+
+def keras_litert_export_kwargs():
+    """The converter keyword arguments of the Keras LiteRT export running on this
+    thread (``model.export(path, format="litert", **kwargs)``), or ``None``.
+
+    Keras traces ``model.__call__(training=False)`` inside
+    ``LiteRTExporter._convert_to_tflite`` with nothing a layer could tell apart
+    from ``predict``; this looks for that method's frame on the current stack
+    (tracing is synchronous) and returns a copy of the exporter's ``kwargs``
+    (``optimizations``, ``representative_dataset``, ``target_spec`` ...).
+    :func:`keras_acts.ops.export_mode_enabled` uses it so that a plain
+    ``model.export(format="litert")`` traces the builtin formulations.
+    Cheap outside an export: ``None`` at once unless Keras' LiteRT module is
+    loaded, then a walk up the Python stack.
+
+    Example:
+        >>> keras_litert_export_kwargs() is None   # not inside model.export
+        True
+    """
+    module_name, class_name, method_name, attribute = LITERT_EXPORTER
+    module = sys.modules.get(module_name)
+    method = getattr(getattr(module, class_name, None), method_name, None)
+    code = getattr(method, "__code__", None)
+    if code is None:
+        return None
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is code:
+            return dict(getattr(frame.f_locals.get("self"), attribute, None) or {})
+        frame = frame.f_back
+    return None
 
 
 def convert_variables_to_constants(concrete_function):

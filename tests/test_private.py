@@ -192,3 +192,36 @@ def test_compile_loss():
     assert container.built is False
     container.build({"out": keras.ops.zeros((1, 1))}, {"out": keras.ops.zeros((1, 1))})
     assert container.built
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="Keras' LiteRT exporter: TensorFlow")
+def test_keras_litert_export_kwargs(tmp_path):
+    """While model.export(format="litert", **kwargs) traces the model, the layer sees the
+    exporter's keyword arguments; outside it, None."""
+    import os
+
+    import tensorflow as tf
+
+    module, cls, method, attribute = _private.LITERT_EXPORTER
+    exporter = _check("keras_litert_export_kwargs", f"{module}.{cls}.{method}",
+                      lambda: getattr(getattr(__import__(module, fromlist=[cls]), cls), method))
+    if not callable(exporter):
+        _fail("keras_litert_export_kwargs", f"{module}.{cls}.{method}", "not a method")
+    seen = []
+
+    class Probe(keras.layers.Layer):
+        def call(self, x):
+            seen.append(_private.keras_litert_export_kwargs())
+            return x
+
+    model = keras.Sequential([keras.Input((3,)), Probe()])
+    assert _private.keras_litert_export_kwargs() is None
+    model.predict(np.zeros((2, 3), "float32"), verbose=0)
+    assert seen and all(s is None for s in seen), seen
+    seen.clear()
+    model.export(os.path.join(tmp_path, "m.tflite"), format="litert", verbose=False,
+                 optimizations=[tf.lite.Optimize.DEFAULT])
+    if not seen or seen[0] is None:
+        _fail("keras_litert_export_kwargs", f"{module}.{cls}.{method} / .{attribute}",
+              f"the model was traced outside that method's frame (saw {seen!r})")
+    assert seen[0] == {"optimizations": [tf.lite.Optimize.DEFAULT]}, seen

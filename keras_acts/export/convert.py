@@ -210,10 +210,10 @@ def export_litert(model, filepath, quantization=None, representative_dataset=Non
     LiteRT exporter uses it); ``filepath`` must end in ``.tflite``. Returns the
     flatbuffer bytes.
 
-    A plain ``model.export(path, format="litert")`` outside ``export_mode``
-    traces the training kernels and Keras enables ``SELECT_TF_OPS``: Serf's
-    ``tf.Erf`` becomes a Flex op and PWLU/ACON's stability guards become
-    SELECT/IF ops; see the README.
+    A plain ``model.export(path, format="litert", **kwargs)`` traces the
+    builtin formulations too (export mode recognises Keras' exporter and reads
+    the quantization from ``kwargs``, see :mod:`keras_acts.ops.export_mode`);
+    this function adds builtin-only op sets and the Flex/custom check.
 
     Example:
         >>> import keras, keras_acts, os, tempfile

@@ -73,14 +73,57 @@ def test_keras_model_export_litert_is_builtin_only_with_to_tflite_parity(tmp_pat
             + 1e-7
 
 
-def test_plain_model_export_has_flex_ops(tmp_path):
-    """Why export_litert exists: Keras' exporter alone traces the training kernels and
-    enables SELECT_TF_OPS, so Serf's tf.Erf lands in the flatbuffer as a Flex op (which
-    LiteRT on device cannot run without the Flex delegate). If this starts failing,
-    Keras changed its exporter and the README's note needs revisiting."""
+def _plain_options(quantization, rep):
+    """The converter keyword arguments a user passes to model.export for each mode."""
+    if quantization is None:
+        return {}
+    options = {"optimizations": [tf.lite.Optimize.DEFAULT]}
+    if quantization == "float16":
+        options["target_spec"] = {"supported_types": [tf.float16]}
+    if quantization == "int8":
+        def generate():
+            for sample in rep:
+                yield [sample[None]]
+        options["representative_dataset"] = generate
+    return options
+
+
+@pytest.mark.parametrize("quantization", [None, "float16", "dynamic_range", "int8"])
+def test_plain_model_export_is_builtin_only(tmp_path, quantization):
+    """The path Keras documents, model.export(path, format="litert", **converter kwargs),
+    with nothing from keras_acts around it: export mode switches on inside Keras' exporter
+    (keras_acts._private.keras_litert_export_kwargs), with the quantization its keyword
+    arguments ask for, so the flatbuffer has no Flex op (Serf's tf.Erf was FlexErf before)
+    and the same operators and parity as to_tflite. If Keras renames its exporter, this
+    test and tests/test_private.py::test_keras_litert_export_kwargs fail."""
+    model = _four_layer_model()
+    rep = _inputs(32, seed=7)
+    path = os.path.join(tmp_path, "plain.tflite")
+    model.export(path, format="litert", verbose=False, **_plain_options(quantization, rep))
+    names = check_builtin_only(path, model)
+    assert not [n for n in names if n.startswith("CUSTOM") or "FLEX" in n.upper()], names
+    assert "GELU" in names or quantization == "int8", names
+    reference = to_tflite(model, quantization=quantization,
+                          representative_dataset=rep if quantization == "int8" else None)
+    with open(path, "rb") as f:
+        flat = f.read()
+    assert op_counts(flat) == op_counts(reference)
+    x = _inputs(17)
+    if quantization == "int8":
+        np.testing.assert_allclose(run_tflite(flat, x), run_tflite(reference, x),
+                                   atol=1e-6 + 0.02 * np.abs(run_tflite(reference, x)).max())
+        return
+    report = parity_report(model, flat, x)
+    assert report["max_rel"] <= BOUNDS[quantization], report
+
+
+def test_export_mode_false_keeps_keras_default_inside_plain_export(tmp_path):
+    """An explicit export_mode(False) wins over the detection: the training kernels are
+    traced and Keras' SELECT_TF_OPS lets tf.Erf through as a Flex op."""
     model = _four_layer_model()
     path = os.path.join(tmp_path, "plain.tflite")
-    model.export(path, format="litert", verbose=False)
+    with keras_acts.ops.export_mode(False):
+        model.export(path, format="litert", verbose=False)
     with pytest.raises(ExportError, match="FlexErf"):
         check_builtin_only(path, model)
 
