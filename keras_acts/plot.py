@@ -231,9 +231,8 @@ def _funnel_panel(ax, layer, model, inputs, max_channels):
         ax.plot(x_flat[keep, c], y_flat[keep, c], linestyle="none", marker=".",
                 markersize=2, alpha=0.6, color=color, label=f"ch {c}",
                 gid=f"funnel-ch{c}")
-    ax.set_xlabel("x (layer input)", fontsize=7)
-    ax.set_title(f"{title}, f(x) vs x, {len(chans)}/{num} ch, {len(keep)} positions",
-                 fontsize=9)
+    ax.set_xlabel(f"x (layer input; f(x) at {len(keep)} positions per channel)", fontsize=7)
+    ax.set_title(f"{title}, {len(chans)}/{num} ch", fontsize=9)
     return True
 
 
