@@ -9,6 +9,7 @@ import sys
 
 import matplotlib.image
 import numpy as np
+import pytest
 
 from fashion_mnist_fake import write_fake_fashion_mnist
 
@@ -119,6 +120,9 @@ def test_small_cnn_sites_are_all_spatial():
     assert [a.strides for a in ours] == [1, 1]     # the pooling stays in the model's max-pool
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     assert len(dense) == 1 and dense[0].activation.__name__ == "linear"
+    # A non-spatial site (after Flatten or Dense) would be refused clearly, not mis-built.
+    with pytest.raises(ValueError, match="rank 4.*received input_shape=.None, 10. of rank 2"):
+        AconFReLU()(keras.Input((10,)))
 
 
 def _trained_like(name, x):
