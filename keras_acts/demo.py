@@ -1,4 +1,5 @@
-"""The main job: ReLU, Swish and the keras_acts activations on Fashion-MNIST.
+"""The main job: ReLU, Swish, the keras_acts activations and, from the papers'
+family, N-PWLU (4 intervals) and ACON-FReLU on Fashion-MNIST.
 
 Run ``python -m keras_acts.demo`` (``--help`` lists the flags). It
 
