@@ -1,4 +1,5 @@
-"""The main job: ReLU, Swish and the keras_acts activations on Fashion-MNIST.
+"""The main job: ReLU, Swish, the keras_acts activations and, from the papers'
+family, N-PWLU (4 intervals) and ACON-FReLU on Fashion-MNIST.
 
 Run ``python -m keras_acts.demo`` (``--help`` lists the flags). It
 
@@ -46,6 +47,7 @@ from keras_acts.data.fashion_mnist import APT_PACKAGE
 from keras_acts.data.fashion_mnist import DatasetUnavailable
 from keras_acts.data.fashion_mnist import load_data
 from keras_acts.data.fashion_mnist import prepare_images
+from keras_acts.layers import NPWLU
 from keras_acts.layers import PWLU
 from keras_acts.models import small_cnn
 from keras_acts.recalibration import predict_with_batch_statistics
@@ -56,9 +58,16 @@ from keras_acts.comparison import summary_table
 from keras_acts.registry import names
 from keras_acts.report import machine
 
-KERAS_ACTS = names()  # the registry's headline activations
+# The papers' family members that the main job also trains (issue 16): N-PWLU
+# with 4 intervals (its default) and ACON-FReLU. Every activation site of the
+# main job's small_cnn is a conv-BN-activation inside a block (rank-4 NHWC
+# input; the head is flatten -> dense logits, no activation), so ACON-FReLU
+# replaces every site, as for the other activations.
+FAMILY_ROWS = ("npwlu", "acon_frelu")
+KERAS_ACTS = names() + FAMILY_ROWS  # the registry's headline activations, then these
 ACTIVATIONS = ("relu", "swish") + KERAS_ACTS
-LEARNABLE = ("pwlu", "acon_c", "meta_acon")
+LEARNABLE = ("pwlu", "acon_c", "meta_acon", "npwlu", "acon_frelu")
+TWO_PHASE = ("pwlu", "npwlu")   # phase I for --pwlu-phase1-steps, then realignment
 # The protocols: what a plain run (default) and --protocol long do.
 PROTOCOLS = {
     "default": dict(epochs=2, seeds=3, batch_size=128, learning_rate=3e-3, width=24,
@@ -97,12 +106,28 @@ def _accuracy(logits, labels):
     return float(np.mean(np.asarray(logits).argmax(-1) == labels))
 
 
+def _factory(name, args):
+    """The activation for ``small_cnn``: PWLU and N-PWLU (4 intervals) with the
+    job's phase I length, any other name as the registry makes it.
+
+    Example:
+        >>> args = parse_args(["--pwlu-phase1-steps", "7"])
+        >>> layer = _factory("npwlu", args)()
+        >>> type(layer).__name__, layer.num_intervals, layer.phase1_steps
+        ('NPWLU', 4, 7)
+    """
+    if name in TWO_PHASE:
+        cls = PWLU if name == "pwlu" else NPWLU
+        return lambda: cls(phase1_steps=args.pwlu_phase1_steps)
+    return name
+
+
 def train_run(name, seed, data, args, verbose):
     """Train, recalibrate and evaluate one (activation, seed) run; return (model, record)."""
     (x, y), (xt, yt) = data
     keras.backend.clear_session(free_memory=False)   # layer names restart at pwlu, pwlu_1...
     keras.utils.set_random_seed(seed)
-    factory = (lambda: PWLU(phase1_steps=args.pwlu_phase1_steps)) if name == "pwlu" else name
+    factory = _factory(name, args)
     model = small_cnn(factory, name=f"small_cnn_{name}", width=args.width, convs_per_block=1,
                       head="flatten", bn_momentum=BN_MOMENTUM)
     steps = args.epochs * math.ceil(len(x) / args.batch_size)
@@ -141,7 +166,7 @@ def train_run(name, seed, data, args, verbose):
         "trainable_parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
         "history": curves,
     }
-    if name == "pwlu":
+    if name in TWO_PHASE:
         record["pwlu_layers_still_in_phase1"] = int(sum(layer.in_phase1
                                                         for layer in pwlu_layers(model)))
     return model, record
@@ -150,7 +175,16 @@ def train_run(name, seed, data, args, verbose):
 # --------------------------------------------------------------------------- export
 def export_best(model, name, x_test, y_test, out_dir):
     """TFLite export (float32, builtin ops) of ``model`` with ``keras_acts.export``'s
-    parity report and the TFLite test accuracy; a dict with ``status``."""
+    parity report and the TFLite test accuracy; a dict with ``status``.
+
+    ``status`` is ``"ok"`` (with ``path``, ``size_bytes``, ``parity``,
+    ``tflite_test_accuracy``), ``"unavailable"`` (the ``export`` extra is not
+    installed) or ``"failed"``: any error of the conversion, the builtin-only
+    check or the TFLite run is caught, printed on one line naming the
+    activation, and returned as ``reason``, so the job still writes its
+    results (and exits with status 1). Every activation of the main job,
+    N-PWLU and ACON-FReLU included, converts to builtin ops today.
+    """
     try:
         from keras_acts.export import format_parity
         from keras_acts.export import parity_report
@@ -165,8 +199,9 @@ def export_best(model, name, x_test, y_test, out_dir):
         parity = parity_report(model, path, x_test, batch_size=EVAL_BATCH)
         accuracy = _accuracy(run_tflite(path, x_test, batch_size=EVAL_BATCH), y_test)
     except Exception as err:  # noqa: BLE001 - reported, the job goes on
-        print(f"TFLite export FAILED: {type(err).__name__}: {err}")
-        return {"status": "failed", "reason": f"{type(err).__name__}: {err}"}
+        reason = f"{type(err).__name__}: {' '.join(str(err).split())}"
+        print(f"TFLite export of the best {name} run FAILED: {reason}")
+        return {"status": "failed", "activation": name, "reason": reason}
     result = {"status": "ok", "path": path, "activation": name,
               "size_bytes": os.path.getsize(path), "parity": parity,
               "tflite_test_accuracy": accuracy}
@@ -227,7 +262,8 @@ def parse_args(argv=None):
     add("--test-subset", type=_int_at_least(0), default=0,
         help="test images used; 0: all 10000 (default)")
     add("--pwlu-phase1-steps", type=_int_at_least(0),
-        help="PWLU phase I length in steps (default: half of the first epoch)")
+        help="PWLU and N-PWLU phase I length in steps (default: half of the first "
+             "epoch)")
     add("--data-dir", default=DEFAULT_DIR, help=f"the four IDX files (default {DEFAULT_DIR})")
     add("--no-install", dest="install", action="store_false",
         help=f"do not apt-get install {APT_PACKAGE} when the data is missing")
@@ -274,7 +310,7 @@ def main(argv=None):
           f"protocol {args.protocol}: {len(args.activations)} activations x {args.seeds} seeds "
           f"x {args.epochs} epochs of {steps_per_epoch} steps of {args.batch_size}, Adam "
           f"one-cycle peak {args.learning_rate:g}, width {args.width}; BN recalibration on "
-          f"{args.recalibration_steps} batches; PWLU phase I {args.pwlu_phase1_steps} steps; "
+          f"{args.recalibration_steps} batches; PWLU/N-PWLU phase I {args.pwlu_phase1_steps} steps; "
           f"{info['cpus']}-CPU {info['cpu']}, Keras {info.get('keras')} on "
           f"{info.get('backend')}.", flush=True)
     verbose = 1 if sys.stdout.isatty() else 2
@@ -291,7 +327,7 @@ def main(argv=None):
                   f"{_pp(r['batch_statistics_accuracy'])} %); run {r['run_seconds']:.0f}"
                   f" s, load average {r['load_average'][0]:.1f}", flush=True)
             if r.get("pwlu_layers_still_in_phase1"):
-                print(f"    note: {r['pwlu_layers_still_in_phase1']} PWLU layer(s) still in "
+                print(f"    note: {r['pwlu_layers_still_in_phase1']} {name} layer(s) still in "
                       "phase I (ReLU): the run was shorter than --pwlu-phase1-steps.")
             if name not in best or r["test_accuracy"] > best[name][1]["test_accuracy"]:
                 best[name] = (model, r)

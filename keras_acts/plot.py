@@ -22,10 +22,15 @@ import numpy as np
 
 from keras_acts import ops
 from keras_acts._extras import require
-from keras_acts.layers import ActivationLayer
-from keras_acts.layers import PWLU
+from keras_acts.layers import AconA
+from keras_acts.layers import AconB
 from keras_acts.layers import AconC
+from keras_acts.layers import AconFReLU
+from keras_acts.layers import ActivationLayer
+from keras_acts.layers import FReLU
 from keras_acts.layers import MetaAcon
+from keras_acts.layers import NPWLU
+from keras_acts.layers import PWLU
 from keras_acts.layers import Serf
 from keras_acts.registry import iter_layers
 
@@ -35,6 +40,9 @@ from matplotlib.figure import Figure  # noqa: E402
 
 DEFAULT_X_RANGE = (-4.0, 4.0)
 NUM_POINTS = 401
+FUNNEL_POINTS = 400
+# The layers with a panel of their own.
+_PANELS = (PWLU, NPWLU, AconC, AconA, AconB, MetaAcon, Serf, FReLU, AconFReLU)   # scatter points per channel of the FReLU / ACON-FReLU panels
 _PANEL_SIZE = (4.0, 3.2)
 
 
@@ -140,6 +148,94 @@ def _acon_panel(ax, layer, x_range, max_channels):
     ax.set_title(f"{layer.name}: ACON-C, {len(chans)}/{p1.size} curves", fontsize=9)
 
 
+def _npwlu_panel(ax, layer, x_range, max_channels):
+    left, widths, start, slopes, k_left, k_right = (
+        _numpy(w) for w in layer.parameters().values())
+    knots = _numpy(layer.knots)                      # (C, N + 1) or (N + 1,)
+    active = not layer.in_phase1
+    if x_range is None:
+        margin = 0.15 * float(np.max(knots) - np.min(knots))
+        x_range = (float(np.min(knots)) - margin, float(np.max(knots)) + margin)
+    x = np.linspace(x_range[0], x_range[1], NUM_POINTS, dtype=np.float32)
+    params = (left, widths, start, slopes, k_left, k_right)
+    _relu_reference(ax, x)
+    if layer.channelwise:
+        num = knots.shape[0]
+        grid = np.repeat(x[:, None], num, axis=1)
+        y = np.asarray(ops.npwlu(grid, *params, axis=-1, active=active))
+        # The function at every channel's own knots: knots as rows, channel on the last axis.
+        at_knots = np.asarray(ops.npwlu(np.ascontiguousarray(knots.T), *params, axis=-1,
+                                        active=active))
+        curves = [(f"ch {c}", y[:, c], knots[c], at_knots[:, c], f"ch{c}")
+                  for c in _channel_subset(num, max_channels)]
+    else:
+        num = 1
+        y = np.asarray(ops.npwlu(x, *params, active=active))
+        at_knots = np.asarray(ops.npwlu(knots, *params, active=active))
+        curves = [("layer-wise", y, knots, at_knots, "all")]
+    for (label, yc, kc, fk, gid), color in zip(curves, _colors(len(curves))):
+        ax.plot(x, yc, color=color, linewidth=1.2, label=label, gid=f"npwlu-{gid}")
+        ax.plot(kc, fk, linestyle="none", marker="o", markersize=3.5, color=color,
+                gid=f"npwlu-knots-{gid}")
+    note = " (phase I: ReLU)" if layer.in_phase1 else ""
+    ax.set_title(f"{layer.name}: N-PWLU, {len(curves)}/{num} curves{note}", fontsize=9)
+    ax.text(0.02, 0.97, f"o = knots k_0..k_{layer.num_intervals}", transform=ax.transAxes,
+            fontsize=7, va="top")
+
+
+def _acon_ab_panel(ax, layer, x_range, max_channels):
+    beta = _numpy(layer.beta).reshape(-1)
+    p = _numpy(layer.p).reshape(-1) if isinstance(layer, AconB) else None
+    x = np.linspace(*(x_range or DEFAULT_X_RANGE), NUM_POINTS, dtype=np.float32)
+    chans = _channel_subset(beta.size, max_channels)
+    if p is None:
+        kind, y = "ACON-A", np.asarray(ops.acon_a(x[:, None], beta[None, chans]))
+    else:
+        kind, y = "ACON-B", np.asarray(ops.acon_b(x[:, None], p[None, chans],
+                                                  beta[None, chans]))
+    _relu_reference(ax, x)
+    tag = kind.lower().replace("-", "")
+    for i, (c, color) in enumerate(zip(chans, _colors(len(chans)))):
+        ax.plot(x, y[:, i], color=color, linewidth=1.2, label=f"ch {c}", gid=f"{tag}-ch{c}")
+    ax.set_title(f"{layer.name}: {kind}, {len(chans)}/{beta.size} curves", fontsize=9)
+
+
+def _message_panel(ax, title, text):
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _funnel_panel(ax, layer, model, inputs, max_channels):
+    """FReLU / ACON-FReLU: output against input at the layer, from sample inputs."""
+    kind = "FReLU" if isinstance(layer, FReLU) else "ACON-FReLU"
+    title = f"{layer.name}: {kind}"
+    if getattr(layer, "strides", 1) != 1:
+        _message_panel(ax, title, "stride 2: output and input pixels\ndo not correspond "
+                                  "(no panel)")
+        return False
+    if inputs is None:
+        _message_panel(ax, title, "pass inputs=... (sample images)\nto plot f(x) against x")
+        return False
+    x_in = _layer_inputs(model, layer, inputs)
+    y_out = np.asarray(keras.ops.convert_to_numpy(layer(x_in, training=False)))
+    x_in = np.asarray(keras.ops.convert_to_numpy(x_in))
+    num = x_in.shape[-1]
+    chans = _channel_subset(num, max_channels)
+    x_flat, y_flat = x_in.reshape(-1, num), y_out.reshape(-1, num)
+    keep = _channel_subset(x_flat.shape[0], FUNNEL_POINTS)
+    lo, hi = float(np.min(x_flat[keep][:, chans])), float(np.max(x_flat[keep][:, chans]))
+    _relu_reference(ax, np.linspace(lo, hi, 2, dtype=np.float32))
+    for c, color in zip(chans, _colors(len(chans))):
+        ax.plot(x_flat[keep, c], y_flat[keep, c], linestyle="none", marker=".",
+                markersize=2, alpha=0.6, color=color, label=f"ch {c}",
+                gid=f"funnel-ch{c}")
+    ax.set_xlabel(f"x (layer input; f(x) at {len(keep)} positions per channel)", fontsize=7)
+    ax.set_title(f"{title}, {len(chans)}/{num} ch", fontsize=9)
+    return True
+
+
 def _layer_inputs(model, layer, inputs):
     """The inputs ``layer`` receives when ``model`` runs on ``inputs`` (inference)."""
     try:
@@ -202,23 +298,31 @@ def _unsupported_panel(ax, layer):
 def activation_shapes(model, path=None, x_range=None, max_channels=8, inputs=None, ncols=4):
     """Plot the activation functions a model has learned, one panel per layer.
 
-    Every keras_acts layer of ``model`` (PWLU, AconC, MetaAcon, Serf; nested
-    models included; other activations are skipped) gets one subplot, in layer
-    order:
+    Every keras_acts layer of ``model`` (nested models included; other
+    activations are skipped) gets one subplot, in layer order:
 
     * PWLU: the curve of up to ``max_channels`` channels (evenly spread; the
       one shared curve for ``channelwise=False``), each with its bounds B_L, B_R
       marked by ``|``; in phase I the layer computes ReLU and the title says so.
-    * AconC: per-channel curves (up to ``max_channels``; with ``shared_axes``
-      each parameter position counts as a channel).
+    * NPWLU: the same, each curve with its N + 1 (non-uniform) knots
+      k_0..k_N marked by ``o`` at (k_i, f(k_i)); default x range: the span of
+      the layer's knots (all channels) plus 15 % on each side.
+    * AconC, AconA, AconB: per-channel curves (up to ``max_channels``; with
+      ``shared_axes`` each parameter position counts as a channel).
     * MetaAcon: histogram of the generated β over the samples and channels of
       ``inputs`` (a batch the model accepts; the layer's own input is obtained
       through a sub-model). Without ``inputs`` the panel says so.
     * Serf: its fixed curve.
+    * FReLU, AconFReLU: their output depends on a pixel's 3x3 neighbourhood,
+      so there is no curve; the panel scatters the layer's output f(x)
+      against its input x (inference mode) at up to ``FUNNEL_POINTS``
+      positions of ``inputs`` per channel, up to ``max_channels`` channels.
+      Without ``inputs``, or for ``strides=2`` (output pixels no longer match
+      input pixels), the panel says so instead.
     * any other keras_acts layer: a panel naming its class (no curve yet).
 
-    PWLU, AconC and Serf panels carry a dashed ReLU reference. All curves come
-    from :mod:`keras_acts.ops` with the layers' current weights.
+    Every curve panel carries a dashed ReLU reference. All curves come from
+    :mod:`keras_acts.ops` with the layers' current weights.
 
     Args:
         model: a built Keras model containing keras_acts layers.
@@ -226,7 +330,8 @@ def activation_shapes(model, path=None, x_range=None, max_channels=8, inputs=Non
         x_range: (low, high) of the curves; default: (-4, 4), and for PWLU the
             span of its bounds plus 15 % on each side.
         max_channels: at most this many curves per panel.
-        inputs: sample model inputs for the Meta-ACON β histogram.
+        inputs: sample model inputs for the Meta-ACON β histogram and the
+            FReLU / ACON-FReLU scatter.
         ncols: panels per row.
 
     Returns the ``matplotlib.figure.Figure`` (Agg canvas). Raises ``ValueError``
@@ -253,25 +358,35 @@ def activation_shapes(model, path=None, x_range=None, max_channels=8, inputs=Non
     layers = keras_acts_layers(model)
     if not layers:
         raise ValueError(
-            f"Model {model.name!r} contains no keras_acts layer (PWLU, AconC, MetaAcon, Serf).")
+            f"Model {model.name!r} contains no keras_acts layer (any of "
+            f"{', '.join(c.__name__ for c in _PANELS)}).")
     if inputs is not None:
         inputs = keras.ops.convert_to_tensor(inputs)
     fig, axes = _new_figure(len(layers), ncols)
     for ax, layer in zip(axes, layers):
+        legend = "lower right"
         if isinstance(layer, PWLU):
             _pwlu_panel(ax, layer, x_range, max_channels)
+        elif isinstance(layer, NPWLU):
+            _npwlu_panel(ax, layer, x_range, max_channels)
         elif isinstance(layer, AconC):
             _acon_panel(ax, layer, x_range, max_channels)
+        elif isinstance(layer, (AconA, AconB)):
+            _acon_ab_panel(ax, layer, x_range, max_channels)
         elif isinstance(layer, MetaAcon):
             _meta_acon_panel(ax, layer, model, inputs)
+            legend = "upper left" if inputs is not None else None
         elif isinstance(layer, Serf):
             _serf_panel(ax, layer, x_range)
+        elif isinstance(layer, (FReLU, AconFReLU)):
+            if not _funnel_panel(ax, layer, model, inputs, max_channels):
+                continue
+            legend = "upper left"
         else:
             _unsupported_panel(ax, layer)
             continue
-        if not isinstance(layer, MetaAcon) or inputs is not None:
-            ax.legend(fontsize=6, loc="lower right" if not isinstance(layer, MetaAcon)
-                      else "upper left")
+        if legend:
+            ax.legend(fontsize=6, loc=legend)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
     fig.suptitle(f"Learned activations of {model.name}", fontsize=11)
