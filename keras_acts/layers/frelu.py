@@ -160,8 +160,12 @@ class FReLU(_Funnel):
 
     def call(self, inputs, training=False):
         check_floating(inputs, "inputs")
-        t = self.funnel_condition(inputs, training=training)
-        return K.maximum(inputs, K.cast(t, inputs.dtype))
+        t = K.cast(self.funnel_condition(inputs, training=training), inputs.dtype)
+        if export_mode_enabled():  # TFLite export: int8 needs another form of the max
+            from keras_acts.ops import builtin  # noqa: PLC0415 (TensorFlow export forms)
+
+            return builtin.funnel_max(inputs, t)
+        return K.maximum(inputs, t)
 
 
 @keras.saving.register_keras_serializable(package="keras_acts")

@@ -21,6 +21,7 @@ from keras_acts.ops.export_mode import export_mode
 from keras_acts.ops.export_mode import export_mode_enabled
 from keras_acts.ops.export_mode import export_quantization
 from keras_acts.ops.builtin.acon import acon_c_builtin
+from keras_acts.ops.builtin.frelu import funnel_max
 from keras_acts.ops.builtin.frelu import max_pool_3x3_s2
 from keras_acts.ops.builtin.frelu import smooth_max_builtin
 from keras_acts.ops.builtin.npwlu import npwlu_broadcast
@@ -127,7 +128,7 @@ def smooth_max(a, t):
     return tf.cast(smooth_max_builtin(tf.cast(a, cdt), tf.cast(t, cdt)), a.dtype)
 
 
-__all__ = ["max_pool_3x3_s2", "npwlu", "npwlu_broadcast", "npwlu_clipped", "npwlu_tables",
+__all__ = ["funnel_max", "max_pool_3x3_s2", "npwlu", "npwlu_broadcast", "npwlu_clipped", "npwlu_tables",
            "smooth_max", "smooth_max_builtin", "FLOAT_FORMS", "float_form", "pwlu_broadcast", "use_float_form", "acon_c", "acon_c_builtin", "erf_builtin", "export_mode", "export_mode_enabled",
            "export_quantization", "pwlu", "pwlu_builtin", "pwlu_hinges", "pwlu_tables", "serf",
            "serf_builtin", "serf_erf_builtin", "serf_gelu_builtin", "serf_int8_builtin"]

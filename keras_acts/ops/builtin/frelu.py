@@ -4,6 +4,10 @@ The funnel condition ``T(x) = BN(depthwise 3x3 conv(x))`` needs nothing here:
 in inference the converter folds the batch norm into the builtin
 DEPTHWISE_CONV_2D. What does need a builtin form:
 
+* FReLU's ``max(x, T(x))`` under full-integer int8 (:func:`funnel_max`):
+  TFLite's int8 MAXIMUM gives its inputs the output's scale, which clips the
+  shared input tensor x (and so T(x), computed from it) to the range of the
+  maximum;
 * ACON-FReLU's elementwise part (:func:`smooth_max_builtin`): the training op
   guards its limits with SELECTs, which XNNPACK cannot run;
 * the stride-2 branch ``x1 = MaxPool2d(3, 2, padding=1)`` (PyTorch pads with
@@ -13,6 +17,28 @@ DEPTHWISE_CONV_2D. What does need a builtin form:
 """
 
 import tensorflow as tf
+
+from keras_acts.ops.export_mode import export_quantization
+
+
+def funnel_max(x, t):
+    """FReLU's ``max(x, t)`` for export: MAXIMUM in float exports, ``x + relu(t - x)``
+    (SUB with fused RELU, ADD) under full-integer int8.
+
+    The int8 MAXIMUM kernel needs one scale for its inputs and output, so the
+    converter gives x -- the tensor the depthwise conv of T(x) also reads --
+    the range of max(x, T(x)), whose lower end is much higher than x's: x and
+    then T(x) are clipped (measured: 11 % of the output's range max error on
+    the calibration inputs of ``tests/export/test_family_export.py``). SUB and
+    ADD rescale their inputs, so x keeps its own range.
+
+    Example:
+        >>> [float(v) for v in funnel_max(tf.constant([1.0, -2.0]), tf.constant([0.0, 0.0]))]
+        [1.0, 0.0]
+    """
+    if export_quantization() == "int8":
+        return x + tf.nn.relu(t - x)
+    return tf.maximum(x, t)
 
 
 def smooth_max_builtin(a, t):
@@ -31,18 +57,11 @@ def smooth_max_builtin(a, t):
 
 
 def _edge_pad(x, axis):
-    """Repeat the first and last entry along ``axis`` once (STRIDED_SLICE, CONCATENATION)."""
-    n = x.shape[axis]
-    first = tf.gather(x, [0], axis=axis) if n is None else _slice(x, axis, 0, 1)
-    last = tf.gather(x, [-1], axis=axis) if n is None else _slice(x, axis, n - 1, n)
-    return tf.concat([first, x, last], axis)
-
-
-def _slice(x, axis, start, stop):
-    begin = [0] * x.shape.rank
-    size = [-1] * x.shape.rank
-    begin[axis], size[axis] = start, stop - start
-    return tf.slice(x, begin, size)
+    """Repeat the first and last entry along ``axis`` once (slices, CONCATENATION)."""
+    first = [slice(None)] * x.shape.rank
+    last = list(first)
+    first[axis], last[axis] = slice(0, 1), slice(-1, None)
+    return tf.concat([x[tuple(first)], x, x[tuple(last)]], axis)
 
 
 def max_pool_3x3_s2(x):
