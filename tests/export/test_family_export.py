@@ -347,3 +347,21 @@ def test_funnel_conv_and_batch_norm_fold_into_one_depthwise_conv(key, want):
     if key == "frelu":  # int8: max(x, T) as x + relu(T - x) (builtin.funnel_max)
         want = {"DEPTHWISE_CONV_2D": 1, "SUB": 1, "ADD": 1}
     assert counts8 == want, counts8
+
+
+# ------------------------------------------------- int8 top-1 on Fashion-MNIST
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("activation", ["npwlu", "acon_a", "acon_b", "frelu", "acon_frelu"])
+def test_family_int8_accuracy_within_one_point(activation):
+    """The Fashion-MNIST check (``keras_acts.export.accuracy.FULL``: small_cnn, 2 epochs on
+    20000 images, 10000 test images) for each family layer: full-integer int8 top-1 within
+    1 point of the Keras float model's. 1.5 to 2.5 min each on a 2-core CPU: slow set."""
+    from int8_check import FULL  # tests/export, on pytest's `pythonpath`
+    from int8_check import int8_accuracy
+
+    r = int8_accuracy(activation, **FULL)
+    print(r)
+    assert r["float_acc"] > 0.8, r
+    assert round(r["drop_points"], 6) <= 1.0, r  # "within 1 point" (100 of 10000 images)
