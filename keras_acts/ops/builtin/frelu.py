@@ -57,11 +57,17 @@ def smooth_max_builtin(a, t):
 
 
 def _edge_pad(x, axis):
-    """Repeat the first and last entry along ``axis`` once (slices, CONCATENATION)."""
+    """Repeat the first entry along ``axis`` once, and the last one unless the static
+    size is even (slices, CONCATENATION): what a VALID 3x3/2 pool needs to give
+    PyTorch's windows."""
+    n = x.shape[axis]
     first = [slice(None)] * x.shape.rank
     last = list(first)
     first[axis], last[axis] = slice(0, 1), slice(-1, None)
-    return tf.concat([x[tuple(first)], x, x[tuple(last)]], axis)
+    parts = [x[tuple(first)], x]
+    if n is None or n % 2 == 1:
+        parts.append(x[tuple(last)])
+    return tf.concat(parts, axis)
 
 
 def max_pool_3x3_s2(x):
@@ -71,9 +77,10 @@ def max_pool_3x3_s2(x):
     rows ``2i - 1 .. 2i + 1`` (the missing row -1 / n ignored, as PyTorch's -inf
     padding does). Odd static sizes: TFLite's SAME max pool (pads 1 on each side
     and ignores the padding): one MAX_POOL_2D. Otherwise the edge rows and
-    columns are repeated once on each side (a repeated entry is already in
-    its window, so no maximum changes) and the pool is VALID: slices,
-    CONCATENATION and MAX_POOL_2D, all int8-safe.
+    columns are repeated once before (and after, for odd or unknown sizes; an
+    even size's last window already ends at its last row) -- a repeated entry
+    is already in its window, so no maximum changes -- and the pool is VALID:
+    slices, CONCATENATION and MAX_POOL_2D, all int8-safe.
 
     Example:
         >>> x = tf.reshape(tf.range(16.0), [1, 4, 4, 1])
