@@ -32,6 +32,9 @@ FULL = dict(train_samples=20000, epochs=2, test_samples=10000, width=16, calibra
 
 _DATA = {}
 
+# Activations with PWLU's two-phase method (statistics, then realignment).
+_TWO_PHASE = ("pwlu", "npwlu")
+
 
 def fashion_mnist(directory=DEFAULT_DIR):
     """Cached ((x_train, y_train), (x_test, y_test)), images float32 in [0, 1], NHWC.
@@ -53,10 +56,13 @@ def int8_accuracy(activation, train_samples=8000, epochs=1, test_samples=2000, w
                   learning_rate=2e-3):
     """Train ``small_cnn(activation)`` briefly, convert to full-integer int8, compare top-1.
 
-    ``activation`` is a keras_acts name or a Keras one ("relu": the original
-    model). PWLU gets a short phase I (a quarter of the first epoch) and its
-    realignment inside ``fit``. Batch norms use ``bn_momentum`` so their moving
-    statistics converge in a short run. Returns a dict: ``float_acc``,
+    ``activation`` is a keras_acts name (the headline four or the family:
+    "npwlu", "acon_a", "acon_b", "frelu", "acon_frelu") or a Keras one
+    ("relu": the original model). Every activation of ``small_cnn`` follows a
+    conv + BN on a spatial map, so the funnel activations (FReLU, ACON-FReLU)
+    apply there as they do in TFNet. PWLU and N-PWLU get a short phase I (a
+    quarter of the first epoch) and their realignment inside ``fit``. Batch
+    norms use ``bn_momentum`` so their moving statistics converge in a short run. Returns a dict: ``float_acc``,
     ``int8_acc``, ``drop_points`` (100 (float - int8)), ``top1_agreement``,
     ``size_bytes`` of the int8 flatbuffer, ``train_s``, ``total_s``. Seeded
     (``keras.utils.set_random_seed(seed)``, fixed subsets). :data:`FULL` holds
@@ -77,11 +83,9 @@ def int8_accuracy(activation, train_samples=8000, epochs=1, test_samples=2000, w
     x, y, xt, yt = x[:train_samples], y[:train_samples], xt[:test_samples], yt[:test_samples]
 
     def factory():
-        if activation == "pwlu":  # short phase I, then realignment, inside fit()
-            from keras_acts import PWLU
-
+        if activation in _TWO_PHASE:  # short phase I, then realignment, inside fit()
             steps = max(1, (train_samples // batch_size) // 4)
-            return make_activation(lambda: PWLU(phase1_steps=steps))
+            return make_activation(activation, phase1_steps=steps)
         return make_activation(activation)
 
     model = small_cnn(lambda: factory(), width=width, name=f"small_cnn_{activation}")

@@ -5,7 +5,10 @@ The model is traced as a ``tf.function`` (dynamic batch dimension) inside
 inference-only, builtin-op formulation (``ops/builtin/``: Serf on the builtin
 GELU op, PWLU as one broadcast sum of hinges -- a table lookup for int8 --,
 ACON-C/Meta-ACON plain arithmetic, ACON-C's first multiply written to fold into
-a preceding convolution). The variables are frozen into constants, which lets the
+a preceding convolution; the family: N-PWLU as a broadcast hinge sum over its
+knots -- a clipped-interval sum for int8 --, ACON-A/B as ACON-C, FReLU /
+ACON-FReLU with their batch-normed depthwise conv folded into one
+DEPTHWISE_CONV_2D). The variables are frozen into constants, which lets the
 converter fold PWLU's tables, PWLU's phase switch and Meta-ACON's
 inference-mode batch norms (into the generator's FULLY_CONNECTED ops).
 Conversion allows TFLite builtin ops only (``TFLITE_BUILTINS``, or

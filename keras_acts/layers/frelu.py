@@ -38,6 +38,7 @@ from keras import ops as K
 from keras_acts.layers._base import ActivationLayer
 from keras_acts.layers._validation import check_float
 from keras_acts.ops._common import check_floating
+from keras_acts.ops.export_mode import export_mode_enabled
 from keras_acts.ops.frelu import smooth_max
 
 STRIDES = (1, 2)
@@ -159,8 +160,12 @@ class FReLU(_Funnel):
 
     def call(self, inputs, training=False):
         check_floating(inputs, "inputs")
-        t = self.funnel_condition(inputs, training=training)
-        return K.maximum(inputs, K.cast(t, inputs.dtype))
+        t = K.cast(self.funnel_condition(inputs, training=training), inputs.dtype)
+        if export_mode_enabled():  # TFLite export: int8 needs another form of the max
+            from keras_acts.ops import builtin  # noqa: PLC0415 (TensorFlow export forms)
+
+            return builtin.funnel_max(inputs, t)
+        return K.maximum(inputs, t)
 
 
 @keras.saving.register_keras_serializable(package="keras_acts")
@@ -207,7 +212,12 @@ class AconFReLU(_Funnel):
     def call(self, inputs, training=False):
         check_floating(inputs, "inputs")
         t = K.cast(self.funnel_condition(inputs, training=training), inputs.dtype)
-        if self.strides == 2:
+        if self.strides == 2 and export_mode_enabled():
+            # TFLite export: the same pool without an infinite padding value (int8-safe).
+            from keras_acts.ops import builtin  # noqa: PLC0415 (TensorFlow export forms)
+
+            x1 = builtin.max_pool_3x3_s2(inputs)
+        elif self.strides == 2:
             x1 = K.max_pool(_pad_hw(inputs, float("-inf")), 3, strides=2, padding="valid")
         else:
             x1 = inputs

@@ -28,6 +28,7 @@ from keras_acts.ops._common import to_compute
 from keras_acts.ops.acon import _Z_CLAMP
 from keras_acts.ops.acon import _finite
 from keras_acts.ops.acon import acon_c_forward
+from keras_acts.ops.export_mode import export_mode_enabled
 from keras_acts.ops.gradient import memory_lean
 
 
@@ -56,7 +57,9 @@ def smooth_max(a, t):
     """ACON-FReLU's elementwise part ``(a - t) sigmoid(a - t) + t``, memory-lean.
 
     ``a`` (x, or its 3x3/2 max-pool) and ``t`` (the funnel condition T(x)) have
-    one shape and one floating dtype; 16-bit inputs compute in float32.
+    one shape and one floating dtype; 16-bit inputs compute in float32. Under
+    :func:`keras_acts.ops.export_mode` (TensorFlow) it traces the builtin form
+    :func:`keras_acts.ops.builtin.frelu.smooth_max_builtin` (SUB, LOGISTIC, MUL, ADD).
 
     Example:
         >>> a, t = K.convert_to_tensor([3.0, -3.0]), K.convert_to_tensor([0.0, 0.0])
@@ -70,4 +73,8 @@ def smooth_max(a, t):
         raise ValueError("`a` and `t` must have one shape and dtype; received "
                          f"{tuple(a.shape)} {dtype_name(a)} and {tuple(t.shape)} "
                          f"{dtype_name(t)}.")
+    if export_mode_enabled():
+        from keras_acts.ops import builtin  # noqa: PLC0415 (TensorFlow export forms)
+
+        return builtin.smooth_max(a, t)
     return _smooth_max(a, t)

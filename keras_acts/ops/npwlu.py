@@ -206,8 +206,9 @@ def npwlu(x, left_bound, widths, start_value, slopes, left_slope, right_slope, a
             parameter gradients (phase I).
 
     Returns f(x) in ``x``'s dtype (16-bit inputs computed in float32). Under
-    :func:`keras_acts.ops.export_mode` it traces the plain hinge form (min, max,
-    mul, add only; no custom gradient).
+    :func:`keras_acts.ops.export_mode` (TensorFlow) it traces the builtin forms of
+    :func:`keras_acts.ops.builtin.npwlu` (no custom gradient, no GATHER, an op
+    count that does not grow with N).
 
     Example:
         >>> one = K.ones([4])
@@ -229,7 +230,9 @@ def npwlu(x, left_bound, widths, start_value, slopes, left_slope, right_slope, a
     params = (left_bound, widths, start_value, slopes, left_slope, right_slope)
     flag = K.cast(K.convert_to_tensor(active), "float32")
     if export_mode_enabled():
-        return _forward_kernel(x, *params, flag, axis=axis, compiled=False)
+        from keras_acts.ops import builtin  # noqa: PLC0415 (TensorFlow export forms)
+
+        return builtin.npwlu(x, *params, axis=axis, active=flag > 0.5)
     if axis not in _OPS:
         _OPS[axis] = memory_lean(_forward_kernel, _backward_kernel, axis=axis)
     return _OPS[axis](x, *params, flag)

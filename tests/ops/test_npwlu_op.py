@@ -145,9 +145,10 @@ def test_rejects_bad_input():
 
 
 @kb.tensorflow_only
-def test_export_mode_traces_the_plain_hinge_form():
-    # Under export_mode: no custom gradient, only min/max/mul/add/select ops, same values.
-    # (TFLite conversion itself is not tested here.)
+def test_export_mode_traces_the_builtin_hinge_form():
+    # Under export_mode: no custom gradient, no GATHER, the broadcast hinge sum
+    # (ops.builtin.npwlu_broadcast), same values. (TFLite conversion:
+    # tests/export/test_family_export.py.)
     import tensorflow as tf
 
     params = [tf.constant(p, tf.float32) for p in _params(3, 4)]
@@ -159,5 +160,5 @@ def test_export_mode_traces_the_plain_hinge_form():
     kinds = {op.type for op in graph.get_operations()}
     assert not kinds & {"IdentityN", "GatherV2", "PartitionedCall",
                         "StatefulPartitionedCall"}, kinds
-    assert "Minimum" in kinds and "Maximum" in kinds
+    assert "Relu" in kinds and "Sum" in kinds, kinds
     np.testing.assert_allclose(y.numpy(), kb.numpy(ops.npwlu(x, *params)), rtol=1e-6, atol=1e-6)
