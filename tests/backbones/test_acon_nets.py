@@ -280,7 +280,8 @@ def test_save_and_reload(tmp_path):
 
 
 def test_bad_arguments_raise_clear_errors():
-    with pytest.raises(ValueError, match=r"Unknown backbone 'shufflenet_v2_3x'.*shufflenet_v2_0\.5x"):
+    with pytest.raises(ValueError,
+                       match=r"Unknown backbone 'shufflenet_v2_3x'.*shufflenet_v2_0\.5x"):
         build("shufflenet_v2_3x")
     with pytest.raises(ValueError, match="num_classes.*positive int.*received num_classes=0"):
         build("tfnet_0.5", input_shape=(32, 32, 3), num_classes=0)
