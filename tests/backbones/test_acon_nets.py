@@ -272,11 +272,12 @@ def test_forward_matches_the_official_code(name, use_bias):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * scale)
 
 
-def test_save_and_reload(tmp_path):
+@pytest.mark.parametrize("name,activation", [("shufflenet_v2_0.5x", "acon_c"),
+                                             ("tfnet_0.5", None)])
+def test_save_and_reload(tmp_path, name, activation):
     x = random_images((32, 32, 3), batch=2)
-    for name, activation in (("shufflenet_v2_0.5x", "acon_c"), ("tfnet_0.5", None)):
-        model = build(name, activation=activation, input_shape=(32, 32, 3), num_classes=4)
-        assert_save_load_identical(model, x, str(tmp_path / f"{name}.keras"))
+    model = build(name, activation=activation, input_shape=(32, 32, 3), num_classes=4)
+    assert_save_load_identical(model, x, str(tmp_path / f"{name}.keras"))
 
 
 def test_bad_arguments_raise_clear_errors():
