@@ -22,6 +22,12 @@ Sources:
   CSPDarkNet-style backbone) and ``ResNetBackbone`` (v1, with the
   ``pyramid_level_inputs`` keras-cv's detectors read), with
   ``include_rescaling=False``.
+* ``"keras_acts"`` (built here, :mod:`keras_acts.backbones.acon_nets`): the
+  ACON paper's ShuffleNetV2 (``shufflenet_v2_0.5x`` ... ``2.0x``, ReLU at its
+  37 sites before the swap; megvii-model/ShuffleNet-Series and nmaac/acon) and
+  TFNet (``tfnet_0.5`` ... ``tfnet_2.0``, ACON-FReLU at its 33 sites, built
+  with ``activation`` directly; nmaac/acon ``TFNet/network.py``). Extra
+  argument ``num_classes`` (``None``: the feature map) and ``use_bias``.
 
 Combinations listed in :data:`UNSUPPORTED` raise ``ValueError`` with the reason.
 """
@@ -29,6 +35,7 @@ Combinations listed in :data:`UNSUPPORTED` raise ``ValueError`` with the reason.
 import keras
 
 from keras_acts._extras import require
+from keras_acts.backbones import acon_nets
 from keras_acts.backbones.swap import swap_activations
 
 RESNET_STAGES = {"resnet18": ("basic", [2, 2, 2, 2]), "resnet50": ("bottleneck", [3, 4, 6, 3])}
@@ -141,7 +148,13 @@ BUILDERS = {
     ("efficientnet_b0", "keras_hub"): _hub_efficientnet_b0,
     **{(name, "keras_cv"): _cv_yolo_v8 for name in YOLO_V8},
     ("retinanet_resnet50", "keras_hub"): _hub_retinanet,
+    **{(name, "keras_acts"): acon_nets.shufflenet_v2
+       for name in acon_nets.SHUFFLENET_V2_CHANNELS},
+    **{(name, "keras_acts"): acon_nets.tfnet for name in acon_nets.TFNET_WIDTHS},
 }
+
+# Builders that place ``activation`` themselves (``build`` passes it, no swap).
+BUILDS_ACTIVATION = frozenset(acon_nets.TFNET_WIDTHS)
 
 # Source used when ``source=None``.
 DEFAULT_SOURCE = {}
@@ -165,7 +178,7 @@ UNSUPPORTED = {
         "lambdas that a saved model cannot reload; use 'yolo_v8_xs' ... 'yolo_v8_xl', "
         "the YOLOv8 detector's CSPDarkNet-style backbone"),
 }
-SOURCES = ("keras_hub", "keras_cv", "keras")
+SOURCES = ("keras_hub", "keras_cv", "keras", "keras_acts")
 
 
 def available():
@@ -188,12 +201,17 @@ def build(name, activation=None, source=None, input_shape=(None, None, 3), match
     Args:
         name: ``"resnet18"``, ``"resnet50"``, ``"mobilenet_v2"``,
             ``"mobilenet_v3_small"``, ``"mobilenet_v3_large"``,
-            ``"efficientnet_b0"``, ``"yolo_v8_xs"`` ... ``"yolo_v8_xl"`` or
-            ``"retinanet_resnet50"`` (see :func:`available`).
+            ``"efficientnet_b0"``, ``"yolo_v8_xs"`` ... ``"yolo_v8_xl"``,
+            ``"retinanet_resnet50"``, ``"shufflenet_v2_0.5x"`` ...
+            ``"shufflenet_v2_2.0x"`` or ``"tfnet_0.5"`` ... ``"tfnet_2.0"``
+            (see :func:`available`).
         activation: ``None`` for the original activations, else anything
             :func:`swap_activations` accepts (``"pwlu"``, ``"acon_c"``,
             ``"meta_acon"``, ``"serf"``, a class, a factory ``f(site)``).
-        source: ``"keras_hub"``, ``"keras_cv"``, ``"keras"`` or ``None`` for the
+            For TFNet ``None`` is its own ACON-FReLU and ``activation`` is
+            placed at its sites while building (``match`` and ``placement``
+            must stay at their defaults).
+        source: ``"keras_hub"``, ``"keras_cv"``, ``"keras"``, ``"keras_acts"`` or ``None`` for the
             name's default (:data:`DEFAULT_SOURCE`).
         input_shape: ``(height, width, channels)``; ``None`` sizes allowed.
         match, placement: as in :func:`swap_activations` (e.g.
@@ -225,6 +243,13 @@ def build(name, activation=None, source=None, input_shape=(None, None, 3), match
         allowed = sorted(s for n, s in BUILDERS if n == name)
         raise ValueError(f"Backbone {name!r} is not available from source {source!r}: "
                          f"{reason}. Sources for {name!r}: {allowed}.")
+    if name in BUILDS_ACTIVATION:
+        if match is not None or placement not in (None, "all"):
+            raise ValueError(f"Backbone {name!r} places `activation` at its own sites while "
+                             "building; `match` and `placement` must be None and 'all'; "
+                             f"received match={match!r}, placement={placement!r}.")
+        return BUILDERS[(name, source)](name, tuple(input_shape), activation=activation,
+                                        **kwargs)
     model = BUILDERS[(name, source)](name, tuple(input_shape), **kwargs)
     if activation is None:
         return model

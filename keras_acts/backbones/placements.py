@@ -59,6 +59,51 @@ def acon_resnet(site):
 PLACEMENTS = {"all": every_site, "acon_resnet": acon_resnet}
 
 
+def is_spatial_site(site):
+    """Whether ``site`` acts on a spatial feature map: rank 4 (batch, height,
+    width, channels) and not 1x1.
+
+    FReLU and ACON-FReLU take their condition from a 3x3 depthwise convolution
+    over the neighbourhood of each pixel, so they apply only there. Not
+    spatial: sites after ``Dense`` / ``Flatten`` / global pooling (rank 2) and
+    1x1 maps such as a squeeze-and-excite gate's (global pooling with
+    ``keepdims=True``), where the 3x3 condition would see zeros around every
+    pixel. A map whose size is unknown (``None``) counts as spatial.
+
+    Example:
+        >>> import keras
+        >>> from keras_acts.backbones.graph import GraphView
+        >>> inputs = keras.Input((None, None, 8))
+        >>> x = keras.layers.ReLU(name="hidden")(keras.layers.Conv2D(8, 3)(inputs))
+        >>> s = keras.layers.GlobalAveragePooling2D(keepdims=True)(x)
+        >>> s = keras.layers.ReLU(name="se")(keras.layers.Conv2D(8, 1)(s))
+        >>> y = keras.layers.Dense(4, activation="relu", name="fc")(keras.layers.Flatten()(s))
+        >>> [(site.name, is_spatial_site(site)) for site in GraphView(keras.Model(inputs, y)).sites]
+        [('hidden', True), ('se', False), ('fc_act', False)]
+    """
+    shape = tuple(site.shape or ())
+    if len(shape) != 4:
+        return False
+    spatial = (shape[2], shape[3]) if site.channel_axis == 1 else (shape[1], shape[2])
+    return spatial != (1, 1)
+
+
+def needs_spatial_input(layer):
+    """Whether the activation ``layer`` (or layer class) needs :func:`is_spatial_site`
+    sites: FReLU and ACON-FReLU (their condition is a depthwise 3x3 conv).
+
+    Example:
+        >>> from keras_acts.layers import AconC, FReLU
+        >>> needs_spatial_input(FReLU), needs_spatial_input(AconC())
+        (True, False)
+    """
+    from keras_acts.layers import AconFReLU
+    from keras_acts.layers import FReLU
+
+    cls = layer if isinstance(layer, type) else type(layer)
+    return issubclass(cls, (FReLU, AconFReLU))
+
+
 def site_selector(match=None, placement="all"):
     """Predicate ``site -> bool`` for a ``match`` and a ``placement``.
 

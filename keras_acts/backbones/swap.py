@@ -9,10 +9,13 @@ their class and are rebuilt from config around their swapped backbone.
 """
 
 import inspect
+import warnings
 
 import keras
 
 from keras_acts import _private
+from keras_acts.backbones.placements import is_spatial_site
+from keras_acts.backbones.placements import needs_spatial_input
 from keras_acts.backbones.sites import GraphView
 from keras_acts.backbones.sites import site_selector
 from keras_acts.backbones.sites import wrapped_children
@@ -130,6 +133,15 @@ def swap_activations(model, activation, match=None, placement="all"):
     rebuilt with its own class and its own head weights. The result is not
     compiled. Subclassed models raise ``TypeError`` explaining what to do.
 
+    FReLU and ACON-FReLU (``"frelu"``, ``"acon_frelu"``, their classes or
+    templates) need a spatial feature map: selected sites that are not one
+    (after ``Dense`` / global pooling, or on 1x1 maps such as
+    squeeze-and-excite gates; see
+    :func:`~keras_acts.backbones.placements.is_spatial_site`) keep their
+    activation, with one ``UserWarning`` giving how many were skipped; when no
+    selected site is spatial a ``ValueError`` says so. (A factory ``f(site)``
+    decides for itself: it can read ``site.shape``.)
+
     Args:
         model: a built ``keras.Model`` (Functional, Sequential or task model).
         activation: what to put at each site, one fresh layer per site:
@@ -164,8 +176,34 @@ def swap_activations(model, activation, match=None, placement="all"):
         >>> sum(isinstance(l, keras_acts.PWLU) for l in swapped.layers)
         17
     """
-    swapper = _Swapper(_activation_factory(activation), site_selector(match, placement))
-    return swapper.swap(model, ())
+    make_layer = _activation_factory(activation)
+    keep = site_selector(match, placement)
+    spatial_only = _needs_spatial(activation)
+    swapper = _Swapper(make_layer, keep, spatial_only)
+    new_model = swapper.swap(model, ())
+    if swapper.skipped:
+        kind = type(make_activation(activation)).__name__
+        names = ", ".join(swapper.skipped[:5]) + (", ..." if len(swapper.skipped) > 5 else "")
+        if not swapper.made:
+            raise ValueError(
+                f"{kind} needs spatial input (rank 4, larger than 1x1: its condition is a "
+                f"depthwise 3x3 conv) and none of the {len(swapper.skipped)} selected "
+                f"activation site(s) of model '{model.name}' has one ({names}); use it in a "
+                "convolutional network's blocks or pick another activation.")
+        warnings.warn(
+            f"swap_activations: {kind} needs spatial input; skipped {len(swapper.skipped)} "
+            f"of {len(swapper.skipped) + len(swapper.made)} selected site(s) that are not "
+            f"spatial feature maps (after Dense / global pooling, or 1x1): {names}. They "
+            "keep their original activation.", UserWarning, stacklevel=2)
+    return new_model
+
+
+def _needs_spatial(activation):
+    """Whether the layers ``activation`` resolves to need spatial sites (a
+    factory ``f(site)`` is not probed: it can check ``site.shape`` itself)."""
+    if callable(activation) and not isinstance(activation, (type, keras.layers.Layer)):
+        return False
+    return needs_spatial_input(make_activation(activation))
 
 
 def _activation_factory(activation):
@@ -253,11 +291,21 @@ class _Swapper:
     """One swap run: the new-layer factory, the selector, and caches so that a
     sub-model or layer used at several nodes is rebuilt once."""
 
-    def __init__(self, make_layer, keep):
+    def __init__(self, make_layer, keep, spatial_only=False):
         self.make_layer = make_layer
         self.keep = keep
+        self.spatial_only = spatial_only
+        self.skipped = []  # names of selected sites left as they are (not spatial)
         self.models = {}
         self.made = {}
+
+    def _selected(self, site):
+        if not self.keep(site):
+            return False
+        if self.spatial_only and not is_spatial_site(site):
+            self.skipped.append("/".join(site.path[1:] + (site.name,)))  # below the top model
+            return False
+        return True
 
     def swap(self, model, path):
         if not isinstance(model, keras.Model):
@@ -287,7 +335,7 @@ class _Swapper:
     def _rebuild_graph(self, model, path):
         view = GraphView(model, path)
         function = view.function
-        sites = {id(s.node): s for s in view.sites if self.keep(s)}
+        sites = {id(s.node): s for s in view.sites if self._selected(s)}
         absorbed = {id(n) for s in sites.values() for n in s.absorbed}
         # A Sequential is rebuilt as a Sequential: its new layers are collected
         # here and called once, by the new Sequential, before the weight copy.

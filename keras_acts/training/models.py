@@ -61,6 +61,12 @@ def tiny_pyramid_backbone(input_shape, activation, width=8):
 
 TINY_BACKBONES = {"tiny_cnn": tiny_cnn, "tiny_pyramid": tiny_pyramid_backbone}
 
+#: Backbones keras_acts builds itself (``keras_acts.backbones.acon_nets``):
+#: ``shufflenet_v2_0.5x`` ... ``2.0x`` (ReLU swapped for ``activation``) and
+#: ``tfnet_0.5`` ... ``tfnet_2.0`` (``activation=None``: ACON-FReLU).
+OWN_BACKBONES = ("shufflenet_v2_0.5x", "shufflenet_v2_1.0x", "shufflenet_v2_1.5x",
+                 "shufflenet_v2_2.0x", "tfnet_0.5", "tfnet_1.0", "tfnet_1.5", "tfnet_2.0")
+
 
 def _backbone_activation(activation, **act_kwargs):
     """The ``activation`` argument of ``keras_acts.backbones.build``: our
@@ -78,7 +84,9 @@ def build_backbone(name, activation, input_shape, source="keras_hub", match=None
                    **act_kwargs):
     """Feature extractor ``name`` with activation ``activation`` (see
     :func:`make_activation`; ``None``: the backbone's own activations):
-    ``"tiny_cnn"`` / ``"tiny_pyramid"`` are built here, anything else by
+    ``"tiny_cnn"`` / ``"tiny_pyramid"`` are built here, the ACON paper's
+    ShuffleNetV2 and TFNet (:data:`OWN_BACKBONES`) by ``keras_acts`` itself
+    (``source`` is ignored for them), anything else by
     ``keras_acts.backbones.builders.build(name, activation=..., source=...,
     input_shape=..., match=...)`` (random weights; nothing is downloaded).
     Detector backbones expose ``pyramid_level_inputs``.
@@ -89,6 +97,8 @@ def build_backbone(name, activation, input_shape, source="keras_hub", match=None
         ...                           source="keras", phase1_steps=100)
         >>> backbone.output_shape[-1] > 0
         True
+        >>> build_backbone("tfnet_0.5", "acon_c", (32, 32, 3)).output_shape
+        (None, 1, 1, 1024)
     """
     if name in TINY_BACKBONES:
         if activation is None:
@@ -99,6 +109,8 @@ def build_backbone(name, activation, input_shape, source="keras_hub", match=None
                                     lambda: make_activation(activation, **act_kwargs))
     from keras_acts.backbones.builders import build
 
+    if name in OWN_BACKBONES:
+        source = "keras_acts"  # built by keras_acts itself, whatever the library default
     swapped = None if activation is None else _backbone_activation(activation, **act_kwargs)
     return build(name, activation=swapped, source=source, input_shape=input_shape, match=match)
 

@@ -27,7 +27,7 @@ import typing
 from keras_acts.training.schedules import DECAYS
 from keras_acts.training.strategy import STRATEGIES
 
-SOURCES = ("keras_hub", "keras_cv", "keras")
+SOURCES = ("keras_hub", "keras_cv", "keras", "keras_acts")
 DETECTORS = ("yolov8", "retinanet")
 
 #: Order of the ``--help`` sections.
@@ -191,7 +191,9 @@ class SharedOptions(_Options):
 
 
 _BACKBONE_HELP = ("keras_acts.backbones name (classification: resnet18, resnet50, "
-                  "mobilenet_v3_small, efficientnet_b0, ...; detection: yolo_v8_xs ... "
+                  "mobilenet_v3_small, efficientnet_b0, shufflenet_v2_0.5x ... 2.0x, "
+                  "tfnet_0.5 ... 2.0 (built by keras_acts, any --source), ...; "
+                  "detection: yolo_v8_xs ... "
                   "yolo_v8_xl, resnet18 / resnet50 with --source keras_cv) or tiny_cnn / "
                   "tiny_pyramid (smoke tests).")
 _LR_HELP = "learning rate per 256 images (scaled linearly with --batch-size)."

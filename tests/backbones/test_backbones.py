@@ -49,12 +49,18 @@ SITES = {
     ("efficientnet_b0", "keras_hub"): (49, None),
     **{(f"yolo_v8_{size}", "keras_cv"): (n, None)
        for size, n in (("xs", 27), ("s", 27), ("m", 39), ("l", 51), ("xl", 51))},
+    # ShuffleNetV2 (keras_acts' own builder): stem, 3 stride-2 blocks x 3,
+    # 13 stride-1 blocks x 2, last conv. (TFNet builds its ACON-FReLU in:
+    # tests/backbones/test_acon_nets.py.)
+    **{(f"shufflenet_v2_{w}", "keras_acts"): (37, None) for w in ("0.5x", "1.0x", "1.5x", "2.0x")},
 }
 FAST_CASES = [("resnet18", "keras_hub"), ("mobilenet_v3_small", "keras")]
 # Graph-mode training for every builder (the larger YOLOv8 sizes only get their
 # sites counted); the fast cases train eagerly in the default run.
 SLOW_CASES = [c for c in available()
-              if c[0] not in ("yolo_v8_s", "yolo_v8_m", "yolo_v8_l", "yolo_v8_xl")]
+              if c[0] not in ("yolo_v8_s", "yolo_v8_m", "yolo_v8_l", "yolo_v8_xl")
+              and not c[0].startswith("tfnet") and c[0] not in (
+                  "shufflenet_v2_1.0x", "shufflenet_v2_1.5x", "shufflenet_v2_2.0x")]
 
 _ORIGINALS = {}
 
