@@ -36,6 +36,7 @@ for the widths and slopes (channel on ``axis`` of x); layer-wise scalars and
 
 from keras import ops as K
 
+from keras_acts.ops import xla
 from keras_acts.ops._common import check_floating
 from keras_acts.ops._common import compute_dtype
 from keras_acts.ops._common import dtype_name
@@ -103,9 +104,71 @@ def npwlu_forward(x, left_bound, widths, start_value, slopes, left_slope, right_
     return K.where(K.isnan(x), x, y)
 
 
+def _columns(xs, g, p):
+    """The 2N + 4 per-element columns whose sums give every parameter gradient:
+    g, g min(x - k_0, 0), g max(x - k_N, 0), g [x >= k_j] (j = 0..N) and
+    g clip(x - k_i, 0, w_i) (i = 0..N-1); ``xs`` is x clamped to the finite range."""
+    k = p.knots
+    cols = [g, g * _finite(K.minimum(xs - k[0], 0.0)), g * _finite(K.maximum(xs - k[-1], 0.0))]
+    cols += [K.where(xs >= k[j], g, 0.0) for j in range(p.n + 1)]
+    cols += [g * K.minimum(K.maximum(_finite(xs - k[i]), 0.0), p.widths[i]) for i in range(p.n)]
+    return cols
+
+
+def _view(shape, axis, channelwise):
+    """Static ``(P, C, Q)`` view of x's shape around the channel axis (layer-wise:
+    ``C = 1`` and Q the last axis), or None when a dimension is unknown."""
+    if any(d is None for d in shape):
+        return None
+    if not channelwise:
+        axis = len(shape) - 1
+    lead, tail = 1, 1
+    for d in shape[:axis]:
+        lead *= d
+    for d in shape[axis + 1:]:
+        tail *= d
+    return (lead, shape[axis], tail) if channelwise else (lead, 1, shape[axis] * tail)
+
+
+def _column_sums(xs, g, params, p, axis, compiled):
+    """Sums over all elements (per channel) of the :func:`_columns`, each ``(C,)``
+    (``(1,)`` layer-wise). With a static shape, x is viewed as ``(P, C, Q)`` and
+    summed chunk by chunk (:func:`keras_acts.ops.xla.chunked_sums`); every term
+    is scaled by 1 / n first (no intermediate overflow, as ``safe_sum``)."""
+    view = _view(static_shape(xs), axis, p.channelwise)
+    if view is None:
+        sums = reduce_columns(_columns(xs, g, p), [p.bshape] * (2 * p.n + 4), compiled)
+        return [K.reshape(t, (-1,)) for t in sums]
+    n = max(view[0] * view[2], 1)
+    scale = 1.0 / n
+    x3, g3 = K.reshape(xs, view), K.reshape(g * scale, view)
+    p3 = _Pieces(x3, *params, axis=1)
+
+    def sums(xc, gc):
+        # Over the chunk's rows only: the (C, Q) partial sums keep the vector
+        # lanes of Q (layer-wise: C = 1); Q is summed once at the end.
+        return [K.sum(c, axis=0) for c in _columns(xc, gc, p3)]
+
+    rows = max(xla.CHUNK_ELEMENTS // (view[1] * view[2]), 1)
+    return [K.sum(t, axis=1) * float(n) for t in xla.chunked_sums(sums, [x3, g3], rows,
+                                                                    compiled)]
+
+
 def npwlu_backward(x, left_bound, widths, start_value, slopes, left_slope, right_slope, dy,
                    axis=-1, compiled=False):
     """Pure backward: gradients for (x, B_L, widths, Y_0, slopes, K_L, K_R), own shapes.
+
+    Every parameter gradient follows from 2N + 4 per-channel sums over the
+    elements, taken in one pass (:func:`_columns`; chunk by chunk under XLA):
+    ``G = sum g``, ``L = sum g min(x - k_0, 0)``, ``R = sum g max(x - k_N, 0)``,
+    ``A_j = sum_{x >= k_j} g`` (j = 0..N) and ``S_i = sum g clip(x - k_i, 0, w_i)``.
+    With ``slope(x) = K_L (1 - [x >= k_0]) + sum_i s_i ([x >= k_i] - [x >= k_{i+1}])
+    + K_R [x >= k_N]`` and the suffix sums
+    ``T_m = sum_{i >= m} s_i (A_i - A_{i+1}) + K_R A_N`` (T_N = K_R A_N)::
+
+        dY_0 = G,   dK_L = L,   dK_R = R,   ds_i = S_i
+        dB_L = -sum g slope(x) = -(K_L (G - A_0) + T_0)
+        dw_j = sum_{x >= k_{j+1}} g (s_j - slope(x)) = s_j A_{j+1} - T_{j+1}
 
     Example:
         >>> one = K.ones([1])
@@ -114,28 +177,34 @@ def npwlu_backward(x, left_bound, widths, start_value, slopes, left_slope, right
         ...                        0.0 * one[0], one[0], K.ones_like(x))
         >>> [float(v) for v in grads[0]]          # df/dx: K_L, s_0, K_R
         [0.0, 1.0, 1.0]
+        >>> float(grads[1])                       # dB_L = -(0 + 1 + 1)
+        -2.0
     """
     axis = axis % len(x.shape)
-    p = _Pieces(x, left_bound, widths, start_value, slopes, left_slope, right_slope, axis)
-    k = p.knots
+    params = (left_bound, widths, start_value, slopes, left_slope, right_slope)
+    p = _Pieces(x, *params, axis)
     xs = _finite(x)
-    slope = p.slope_at(xs)
-    columns = [dy, dy * _finite(K.minimum(xs - k[0], 0.0)),
-               dy * _finite(K.maximum(xs - k[-1], 0.0)), -(dy * slope)]
-    columns += [dy * K.minimum(K.maximum(_finite(xs - k[i]), 0.0), p.widths[i])
-                for i in range(p.n)]
-    columns += [K.where(xs >= k[j + 1], dy * (p.slopes[j] - slope), 0.0) for j in range(p.n)]
-    sums = reduce_columns(columns, [p.bshape] * len(columns), compiled)
-    flat = [K.reshape(s, (-1,)) if p.channelwise else K.reshape(s, ()) for s in sums]
-    g_start, g_kl, g_kr, g_left = flat[:4]
-    g_slopes = K.stack(flat[4:4 + p.n], axis=-1)
-    g_widths = K.stack(flat[4 + p.n:], axis=-1)
+    n = p.n
+    sums = _column_sums(xs, dy, params, p, axis, compiled)
+    g_all, g_kl, g_kr = sums[:3]
+    a = sums[3:4 + n]
+    g_slopes = K.stack(sums[4 + n:], axis=-1)
+    dtype = dtype_name(x)
+    s = K.reshape(K.cast(slopes, dtype), (-1, n))
+    s = [s[:, i] for i in range(n)]
+    kl = K.reshape(K.cast(left_slope, dtype), (-1,))
+    kr = K.reshape(K.cast(right_slope, dtype), (-1,))
+    suffix = [kr * a[n]]
+    for i in reversed(range(n)):
+        suffix.insert(0, suffix[0] + s[i] * (a[i] - a[i + 1]))
+    g_left = -(kl * (g_all - a[0]) + suffix[0])
+    g_widths = K.stack([s[j] * a[j + 1] - suffix[j + 1] for j in range(n)], axis=-1)
 
     def shaped(t, like):
         return K.reshape(t, static_shape(like))
 
-    return (dy * slope, shaped(g_left, left_bound), shaped(g_widths, widths),
-            shaped(g_start, start_value), shaped(g_slopes, slopes),
+    return (dy * p.slope_at(xs), shaped(g_left, left_bound), shaped(g_widths, widths),
+            shaped(g_all, start_value), shaped(g_slopes, slopes),
             shaped(g_kl, left_slope), shaped(g_kr, right_slope))
 
 
