@@ -107,11 +107,12 @@ def npwlu_forward(x, left_bound, widths, start_value, slopes, left_slope, right_
 def _columns(xs, g, p):
     """The 2N + 4 per-element columns whose sums give every parameter gradient:
     g, g min(x - k_0, 0), g max(x - k_N, 0), g [x >= k_j] (j = 0..N) and
-    g clip(x - k_i, 0, w_i) (i = 0..N-1); ``xs`` is x clamped to the finite range."""
+    g clip(x - k_i, 0, w_i) (i = 0..N-1); ``xs`` is x clamped to the finite range
+    (the outer distances are clamped too: x - k_0 may overflow; the clip may not)."""
     k = p.knots
     cols = [g, g * _finite(K.minimum(xs - k[0], 0.0)), g * _finite(K.maximum(xs - k[-1], 0.0))]
     cols += [K.where(xs >= k[j], g, 0.0) for j in range(p.n + 1)]
-    cols += [g * K.minimum(K.maximum(_finite(xs - k[i]), 0.0), p.widths[i]) for i in range(p.n)]
+    cols += [g * K.minimum(K.maximum(xs - k[i], 0.0), p.widths[i]) for i in range(p.n)]
     return cols
 
 
