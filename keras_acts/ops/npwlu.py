@@ -23,9 +23,12 @@ s_i on [k_i, k_{i+1}), K_R from k_N on)::
     df/dB_L  = -slope(x)                       (every knot moves with B_L)
     df/dw_j  = (s_j - slope(x)) [x >= k_{j+1}] (knots right of interval j move)
 
-The backward keeps ``x`` and the parameters only; the 2N + 4 per-channel sums
-are one stacked reduction (:func:`keras_acts.ops.acon.reduce_columns`, terms
-scaled by 1 / n). Numerics as ACON-C's: a zero outer slope times an infinite
+The backward keeps ``x`` and the parameters only. Every parameter gradient
+comes from 2N + 4 per-channel sums of cheap columns (g, g [x >= k_j],
+g clip(x - k_i, 0, w_i), the outer distances), B_L's and the widths' through
+suffix sums over the intervals (:func:`npwlu_backward`); under XLA they are
+summed chunk by chunk (:func:`keras_acts.ops.xla.chunked_sums`), terms scaled
+by 1 / n. Numerics as ACON-C's: a zero outer slope times an infinite
 distance is exactly 0 (f(-inf) = Y_0 when K_L = 0), NaN stays NaN, gradients
 use ``x`` clamped to the finite range so no finite input gives NaN.
 

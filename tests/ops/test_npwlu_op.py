@@ -157,6 +157,26 @@ def test_chunked_parameter_sums_match_numerical(channelwise, axis, shape, path, 
         assert lead % rows != 0, calls
 
 
+@kb.tensorflow_only
+def test_unknown_batch_size_falls_back_to_full_sums(path):
+    # A graph traced with an unknown batch has no static view to chunk: the
+    # sums are taken over the whole tensor, with the same values.
+    import tensorflow as tf
+
+    params = [tf.constant(p, tf.float32) for p in _params(3, 4)]
+    x = tf.constant(RNG.normal(-1, 3, (6, 5, 3)), tf.float32)
+
+    def grads(t):
+        with tf.GradientTape() as tape:
+            tape.watch([t] + params)
+            y = ops.npwlu(t, *params)
+        return tape.gradient(y, [t] + params)
+
+    traced = tf.function(grads, input_signature=[tf.TensorSpec([None, 5, 3], tf.float32)])
+    for g, g2 in zip(grads(x), traced(x)):
+        np.testing.assert_allclose(g2.numpy(), g.numpy(), rtol=1e-5, atol=1e-5)
+
+
 def test_backward_keeps_only_the_input():
     shape = (4, 8, 8, 16)
     x = kb.tensor(RNG.normal(size=shape), "float32")
