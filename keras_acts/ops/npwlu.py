@@ -138,27 +138,29 @@ def _view(shape, axis, channelwise):
     return (lead, shape[axis]) if tail == 1 else (lead, shape[axis], tail)
 
 
-def _column_sums(xs, g, params, p, axis, compiled):
+def _column_sums(x, g, params, p, axis, compiled):
     """Sums over all elements (per channel) of the :func:`_columns`, each ``(C,)``
     (``(1,)`` layer-wise). With a static shape, x is viewed as in :func:`_view`
     and summed chunk by chunk (:func:`keras_acts.ops.xla.chunked_sums`); every
     term is scaled by 1 / n first (no intermediate overflow, as ``safe_sum``)."""
-    view = _view(static_shape(xs), axis, p.channelwise)
+    view = _view(static_shape(x), axis, p.channelwise)
     if view is None:
-        sums = reduce_columns(_columns(xs, g, p), [p.bshape] * (2 * p.n + 4), compiled)
+        sums = reduce_columns(_columns(_finite(x), g, p), [p.bshape] * (2 * p.n + 4), compiled)
         return [K.reshape(t, (-1,)) for t in sums]
     size = 1
     for d in view:
         size *= d
     n = max(size // (view[1] if p.channelwise else 1), 1)
     scale = 1.0 / n
-    xv, gv = K.reshape(xs, view), K.reshape(g * scale, view)
+    # x and dy go into the loop as they are (a reshape is free): the clamp and
+    # the scale are applied per chunk, not written out as two more tensors.
+    xv, gv = K.reshape(x, view), K.reshape(g, view)
     pv = _Pieces(xv, *params, axis=1)
 
     def sums(xc, gc):
         # Over the chunk's rows only: the partial sums keep the vector lanes
         # of the minor axis; the rest is summed once at the end.
-        return [K.sum(c, axis=0) for c in _columns(xc, gc, pv)]
+        return [K.sum(c, axis=0) for c in _columns(_finite(xc), gc * scale, pv)]
 
     rows = max(xla.CHUNK_ELEMENTS // (size // view[0]), 1)
     totals = xla.chunked_sums(sums, [xv, gv], rows, compiled)
@@ -200,7 +202,7 @@ def npwlu_backward(x, left_bound, widths, start_value, slopes, left_slope, right
     p = _Pieces(x, *params, axis)
     xs = _finite(x)
     n = p.n
-    sums = _column_sums(xs, dy, params, p, axis, compiled)
+    sums = _column_sums(x, dy, params, p, axis, compiled)
     g_all, g_kl, g_kr = sums[:3]
     a = sums[3:4 + n]
     g_slopes = K.stack(sums[4 + n:], axis=-1)
