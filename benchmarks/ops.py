@@ -17,6 +17,7 @@ Usage::
     python -m benchmarks.ops                     # TensorFlow, writes results/ops.json
     python -m benchmarks.ops --backend jax       # JAX, writes results/ops_jax.json
     python -m benchmarks.ops --quick             # smoke run: small tensor, few repeats
+    python -m benchmarks.ops --only npwlu,pwlu_channelwise   # these rows and ReLU only
 """
 
 import argparse
@@ -241,10 +242,27 @@ def memory(cands, shape):
     return out
 
 
-def run(shapes, repeats, modes):
+def select(cands, only):
+    """The candidates named in ``only`` (a list; None keeps all), ReLU always kept
+    (every ratio is to ReLU in the same rounds).
+
+    Example:
+        >>> sorted(select({"relu": 0, "silu": 1, "npwlu": 2}, ["npwlu"]))
+        ['npwlu', 'relu']
+    """
+    if only is None:
+        return dict(cands)
+    unknown = sorted(set(only) - set(cands))
+    if unknown:
+        raise ValueError(f"`--only` must name candidates among {sorted(cands)}; "
+                         f"received {unknown}.")
+    return {name: c for name, c in cands.items() if name == "relu" or name in only}
+
+
+def run(shapes, repeats, modes, only=None):
     rows = []
     for shape in shapes:
-        cands = candidates(shape)
+        cands = select(candidates(shape), only)
         mem = memory(cands, shape)
         x_bytes = 4
         for d in shape:
@@ -283,7 +301,7 @@ def markdown(rows, modes):
 
 
 def parse_args(argv=None):
-    """The benchmark's flags (``--backend``, ``--quick``, ``--repeats``, ``--output``).
+    """The benchmark's flags (``--backend``, ``--quick``, ``--repeats``, ``--only``, ``--output``).
 
     Example:
         >>> parse_args(["--backend", "jax"]).backend
@@ -295,6 +313,8 @@ def parse_args(argv=None):
                         help="Keras backend (default: KERAS_BACKEND, else tensorflow)")
     parser.add_argument("--quick", action="store_true", help="small tensor, few repeats")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--only", default=None,
+                        help="comma-separated candidates to time (ReLU is always timed too)")
     parser.add_argument("--output", default=None,
                         help="JSON path (default benchmarks/results/ops[_jax].json)")
     return parser.parse_args(argv)
@@ -313,7 +333,8 @@ def main(argv=None):
     modes = MODES[backend]
     shapes = [SMALL] if args.quick else [BIG, SMALL]
     repeats = args.repeats or (3 if args.quick else 15)
-    rows = run(shapes, repeats, modes)
+    only = None if args.only is None else [n.strip() for n in args.only.split(",") if n.strip()]
+    rows = run(shapes, repeats, modes, only)
     print(f"Backend {backend}. Times: median of {repeats} interleaved rounds; (Nx) = ratio "
           "to ReLU in the same rounds. Kept for backward: bytes saved between forward and "
           "backward (x = input size).")
@@ -323,7 +344,7 @@ def main(argv=None):
     os.makedirs(os.path.dirname(output), exist_ok=True)
     with open(output, "w") as f:
         json.dump({"backend": backend, "machine": machine(), "repeats": repeats,
-                   "quick": args.quick, "rows": rows}, f, indent=1)
+                   "quick": args.quick, "only": only, "rows": rows}, f, indent=1)
     return rows
 
 

@@ -23,9 +23,12 @@ s_i on [k_i, k_{i+1}), K_R from k_N on)::
     df/dB_L  = -slope(x)                       (every knot moves with B_L)
     df/dw_j  = (s_j - slope(x)) [x >= k_{j+1}] (knots right of interval j move)
 
-The backward keeps ``x`` and the parameters only; the 2N + 4 per-channel sums
-are one stacked reduction (:func:`keras_acts.ops.acon.reduce_columns`, terms
-scaled by 1 / n). Numerics as ACON-C's: a zero outer slope times an infinite
+The backward keeps ``x`` and the parameters only. Every parameter gradient
+comes from 2N + 4 per-channel sums of cheap columns (g, g [x >= k_j],
+g clip(x - k_i, 0, w_i), the outer distances), B_L's and the widths' through
+suffix sums over the intervals (:func:`npwlu_backward`); under XLA they are
+summed chunk by chunk (:func:`keras_acts.ops.xla.chunked_sums`), terms scaled
+by 1 / n. Numerics as ACON-C's: a zero outer slope times an infinite
 distance is exactly 0 (f(-inf) = Y_0 when K_L = 0), NaN stays NaN, gradients
 use ``x`` clamped to the finite range so no finite input gives NaN.
 
@@ -36,6 +39,7 @@ for the widths and slopes (channel on ``axis`` of x); layer-wise scalars and
 
 from keras import ops as K
 
+from keras_acts.ops import xla
 from keras_acts.ops._common import check_floating
 from keras_acts.ops._common import compute_dtype
 from keras_acts.ops._common import dtype_name
@@ -103,9 +107,85 @@ def npwlu_forward(x, left_bound, widths, start_value, slopes, left_slope, right_
     return K.where(K.isnan(x), x, y)
 
 
+def _columns(xs, g, p):
+    """The 2N + 4 per-element columns whose sums give every parameter gradient:
+    g, g min(x - k_0, 0), g max(x - k_N, 0), g [x >= k_j] (j = 0..N) and
+    g clip(x - k_i, 0, w_i) (i = 0..N-1); ``xs`` is x clamped to the finite range
+    (the outer distances are clamped too: x - k_0 may overflow; the clip may not)."""
+    k = p.knots
+    cols = [g, g * _finite(K.minimum(xs - k[0], 0.0)), g * _finite(K.maximum(xs - k[-1], 0.0))]
+    cols += [K.where(xs >= k[j], g, 0.0) for j in range(p.n + 1)]
+    cols += [g * K.minimum(K.maximum(xs - k[i], 0.0), p.widths[i]) for i in range(p.n)]
+    return cols
+
+
+def _view(shape, axis, channelwise):
+    """Static view of x's shape for the chunked sums, or None when a dimension
+    is unknown: ``(P, C, Q)`` around the channel axis, ``(P, C)`` when the
+    channel is last; layer-wise ``(P, Q)`` with Q the last axis. (A trailing
+    axis of 1 made JAX's XLA:CPU reductions ~30x slower.)"""
+    if any(d is None for d in shape):
+        return None
+    if not channelwise:
+        axis = len(shape) - 1
+    lead, tail = 1, 1
+    for d in shape[:axis]:
+        lead *= d
+    for d in shape[axis + 1:]:
+        tail *= d
+    if not channelwise:
+        return (lead, shape[axis])
+    return (lead, shape[axis]) if tail == 1 else (lead, shape[axis], tail)
+
+
+def _column_sums(x, g, params, p, axis, compiled):
+    """Sums over all elements (per channel) of the :func:`_columns`, each ``(C,)``
+    (``(1,)`` layer-wise). With a static shape, x is viewed as in :func:`_view`
+    and summed chunk by chunk (:func:`keras_acts.ops.xla.chunked_sums`); every
+    term is scaled by 1 / n first (no intermediate overflow, as ``safe_sum``)."""
+    view = _view(static_shape(x), axis, p.channelwise)
+    if view is None:
+        sums = reduce_columns(_columns(_finite(x), g, p), [p.bshape] * (2 * p.n + 4), compiled)
+        return [K.reshape(t, (-1,)) for t in sums]
+    size = 1
+    for d in view:
+        size *= d
+    n = max(size // (view[1] if p.channelwise else 1), 1)
+    scale = 1.0 / n
+    # x and dy go into the loop as they are (a reshape is free): the clamp and
+    # the scale are applied per chunk, not written out as two more tensors.
+    xv, gv = K.reshape(x, view), K.reshape(g, view)
+    pv = _Pieces(xv, *params, axis=1)
+
+    def sums(xc, gc):
+        # Over the chunk's rows only: the partial sums keep the vector lanes
+        # of the minor axis; the rest is summed once at the end.
+        return [K.sum(c, axis=0) for c in _columns(_finite(xc), gc * scale, pv)]
+
+    rows = max(xla.CHUNK_ELEMENTS // (size // view[0]), 1)
+    totals = xla.chunked_sums(sums, [xv, gv], rows, compiled)
+    if p.channelwise:
+        totals = [K.sum(t, axis=1) if len(view) == 3 else t for t in totals]
+    else:
+        totals = [K.sum(t, axis=0, keepdims=True) for t in totals]
+    return [t * float(n) for t in totals]
+
+
 def npwlu_backward(x, left_bound, widths, start_value, slopes, left_slope, right_slope, dy,
                    axis=-1, compiled=False):
     """Pure backward: gradients for (x, B_L, widths, Y_0, slopes, K_L, K_R), own shapes.
+
+    Every parameter gradient follows from 2N + 4 per-channel sums over the
+    elements, taken in one pass (:func:`_columns`; chunk by chunk under XLA):
+    ``G = sum g``, ``L = sum g min(x - k_0, 0)``, ``R = sum g max(x - k_N, 0)``,
+    ``A_j = sum_{x >= k_j} g`` (j = 0..N) and ``S_i = sum g clip(x - k_i, 0, w_i)``.
+    With ``slope(x) = K_L (1 - [x >= k_0]) + sum_i s_i ([x >= k_i] - [x >= k_{i+1}])
+    + K_R [x >= k_N]`` and the suffix sums
+    ``T_m = sum_{i >= m} s_i (A_i - A_{i+1}) + K_R A_N`` (T_N = K_R A_N)::
+
+        dY_0 = G,   dK_L = L,   dK_R = R,   ds_i = S_i
+        dB_L = -sum g slope(x) = -(K_L (G - A_0) + T_0)
+        dw_j = sum_{x >= k_{j+1}} g (s_j - slope(x)) = s_j A_{j+1} - T_{j+1}
 
     Example:
         >>> one = K.ones([1])
@@ -114,28 +194,34 @@ def npwlu_backward(x, left_bound, widths, start_value, slopes, left_slope, right
         ...                        0.0 * one[0], one[0], K.ones_like(x))
         >>> [float(v) for v in grads[0]]          # df/dx: K_L, s_0, K_R
         [0.0, 1.0, 1.0]
+        >>> float(grads[1])                       # dB_L = -(0 + 1 + 1)
+        -2.0
     """
     axis = axis % len(x.shape)
-    p = _Pieces(x, left_bound, widths, start_value, slopes, left_slope, right_slope, axis)
-    k = p.knots
+    params = (left_bound, widths, start_value, slopes, left_slope, right_slope)
+    p = _Pieces(x, *params, axis)
     xs = _finite(x)
-    slope = p.slope_at(xs)
-    columns = [dy, dy * _finite(K.minimum(xs - k[0], 0.0)),
-               dy * _finite(K.maximum(xs - k[-1], 0.0)), -(dy * slope)]
-    columns += [dy * K.minimum(K.maximum(_finite(xs - k[i]), 0.0), p.widths[i])
-                for i in range(p.n)]
-    columns += [K.where(xs >= k[j + 1], dy * (p.slopes[j] - slope), 0.0) for j in range(p.n)]
-    sums = reduce_columns(columns, [p.bshape] * len(columns), compiled)
-    flat = [K.reshape(s, (-1,)) if p.channelwise else K.reshape(s, ()) for s in sums]
-    g_start, g_kl, g_kr, g_left = flat[:4]
-    g_slopes = K.stack(flat[4:4 + p.n], axis=-1)
-    g_widths = K.stack(flat[4 + p.n:], axis=-1)
+    n = p.n
+    sums = _column_sums(x, dy, params, p, axis, compiled)
+    g_all, g_kl, g_kr = sums[:3]
+    a = sums[3:4 + n]
+    g_slopes = K.stack(sums[4 + n:], axis=-1)
+    dtype = dtype_name(x)
+    s = K.reshape(K.cast(slopes, dtype), (-1, n))
+    s = [s[:, i] for i in range(n)]
+    kl = K.reshape(K.cast(left_slope, dtype), (-1,))
+    kr = K.reshape(K.cast(right_slope, dtype), (-1,))
+    suffix = [kr * a[n]]
+    for i in reversed(range(n)):
+        suffix.insert(0, suffix[0] + s[i] * (a[i] - a[i + 1]))
+    g_left = -(kl * (g_all - a[0]) + suffix[0])
+    g_widths = K.stack([s[j] * a[j + 1] - suffix[j + 1] for j in range(n)], axis=-1)
 
     def shaped(t, like):
         return K.reshape(t, static_shape(like))
 
-    return (dy * slope, shaped(g_left, left_bound), shaped(g_widths, widths),
-            shaped(g_start, start_value), shaped(g_slopes, slopes),
+    return (dy * p.slope_at(xs), shaped(g_left, left_bound), shaped(g_widths, widths),
+            shaped(g_all, start_value), shaped(g_slopes, slopes),
             shaped(g_kl, left_slope), shaped(g_kr, right_slope))
 
 

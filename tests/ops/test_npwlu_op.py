@@ -120,6 +120,63 @@ def test_limits_and_huge_inputs_never_give_nan(compiled, path):
     np.testing.assert_allclose(np.delete(y.ravel(), 2), np.delete(want.ravel(), 2), rtol=1e-5)
 
 
+@kb.float64_only
+@pytest.mark.parametrize("channelwise,axis,shape", [(True, -1, (7, 5, 3)),
+                                                     (True, 1, (5, 3, 2)),
+                                                     (False, -1, (9, 2, 3))])
+def test_chunked_parameter_sums_match_numerical(channelwise, axis, shape, path, monkeypatch):
+    # Under XLA the parameter-gradient sums run as a loop over chunks of the
+    # (P, C, Q) view (xla.chunked_sums); chunks of a few elements force several
+    # loop steps plus a tail chunk. Unique shapes: nothing is reused from a
+    # trace with the default chunk size.
+    from keras_acts.ops import xla
+
+    calls = []
+    original = xla.chunked_sums
+
+    def spy(fn, tensors, rows, compiled):
+        calls.append((tensors[0].shape[0], rows, compiled))
+        return original(fn, tensors, rows, compiled)
+
+    monkeypatch.setattr(xla, "CHUNK_ELEMENTS", 12)
+    monkeypatch.setattr(xla, "chunked_sums", spy)
+    c = shape[axis]
+    params = _params(c, 3, channelwise)
+    x = _away_from_knots(RNG.normal(-1, 3, shape), params, axis=axis if channelwise else -1)
+    w = RNG.normal(size=x.shape)
+    args = [kb.tensor(v) for v in [x] + params]
+    _, grads = kb.value_and_grads(lambda t, *q: ops.npwlu(t, *q, axis=axis), args, w)
+    reference.assert_gradients_match_numerical(
+        [kb.numpy(g) for g in grads], [x] + params,
+        lambda t, *q: ref.npwlu(t, *q, axis=axis) if channelwise else ref.npwlu(t, *q), w,
+        rtol=1e-6, atol=1e-6)
+    looped = [lead > rows for lead, rows, compiled in calls if compiled]
+    if kb.BACKEND == "jax" or path == "fast":
+        assert looped and all(looped), calls     # the loop ran, with a tail chunk
+        lead, rows, _ = calls[0]
+        assert lead % rows != 0, calls
+
+
+@kb.tensorflow_only
+def test_unknown_batch_size_falls_back_to_full_sums(path):
+    # A graph traced with an unknown batch has no static view to chunk: the
+    # sums are taken over the whole tensor, with the same values.
+    import tensorflow as tf
+
+    params = [tf.constant(p, tf.float32) for p in _params(3, 4)]
+    x = tf.constant(RNG.normal(-1, 3, (6, 5, 3)), tf.float32)
+
+    def grads(t):
+        with tf.GradientTape() as tape:
+            tape.watch([t] + params)
+            y = ops.npwlu(t, *params)
+        return tape.gradient(y, [t] + params)
+
+    traced = tf.function(grads, input_signature=[tf.TensorSpec([None, 5, 3], tf.float32)])
+    for g, g2 in zip(grads(x), traced(x)):
+        np.testing.assert_allclose(g2.numpy(), g.numpy(), rtol=1e-5, atol=1e-5)
+
+
 def test_backward_keeps_only_the_input():
     shape = (4, 8, 8, 16)
     x = kb.tensor(RNG.normal(size=shape), "float32")
