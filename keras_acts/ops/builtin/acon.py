@@ -37,10 +37,10 @@ def acon_c_builtin(x, p1, p2, beta):
         >>> round(float(acon_c_builtin(one, one, tf.constant([0.0]), one)[0]), 4)  # sigmoid(1)
         0.7311
     """
-    d = p1 - p2
-    k = beta * d
     if export_quantization() == "int8":
         return acon_c_int8_builtin(x, p1, p2, beta)
+    d = p1 - p2
+    k = beta * d
     shared = all(t.shape.rank < x.shape.rank or t.shape[0] == 1 for t in (p1, p2, beta))
     if not shared:
         return x * (d * tf.sigmoid(k * x) + p2)
