@@ -148,6 +148,24 @@ class MetaAcon(ActivationLayer):
             h = self.bn2(h, training=training)
         return h
 
+    def _folded_logits(self, pooled):
+        """Inference logits with each batch norm folded into its dense layer (export).
+
+        ``BN(h W + b) = h (W * g) + (b * g + c)`` with ``(g, c)`` from
+        :meth:`GeneratorBatchNorm.affine`: two fully connected ops and nothing
+        between them. The TFLite converter does not fold the batch norms itself
+        (it leaves SUB, MUL, MUL, ADD after each FC), and under full-integer
+        int8 those ops quantise the per-channel BN constants with one scale per
+        tensor and requantise the logits four more times.
+        """
+        w1, b1, w2, b2 = self._weights(pooled.dtype)
+        if self.use_bn:
+            g1, c1 = (K.cast(t, pooled.dtype) for t in self.bn1.affine())
+            g2, c2 = (K.cast(t, pooled.dtype) for t in self.bn2.affine())
+            w1, b1 = w1 * g1, b1 * g1 + c1
+            w2, b2 = w2 * g2, b2 * g2 + c2
+        return K.matmul(K.matmul(pooled, w1) + b1, w2) + b2
+
     def _training_logits(self, fin, direction):
         # Rows with infinite entries use the largest finite value instead; the
         # first product is formed as s * ((p / s) @ W1): finite for finite p
@@ -193,10 +211,10 @@ class MetaAcon(ActivationLayer):
         x = K.convert_to_tensor(inputs)
         dtype = compute_dtype(x.dtype)
         x = K.cast(x, dtype)
-        if export_mode_enabled():   # the plain graph, which TFLite folds (MEAN, FC, LOGISTIC)
+        if export_mode_enabled():   # MEAN, FC, FC, LOGISTIC (batch norms folded)
             spatial = [a for a in range(1, self._rank) if a != self._axis]
             pooled = K.mean(x, axis=spatial) if spatial else x
-            return K.sigmoid(self._plain_logits(pooled, training=False))
+            return K.sigmoid(self._folded_logits(pooled))
         fin, direction = self._spatial_mean(x)
         if training and self.use_bn:
             return saturating_sigmoid(self._training_logits(fin, direction))
