@@ -22,8 +22,8 @@ operator count and XNNPACK partitions (1: XNNPACK runs the whole graph; each
 refused op splits it).
 
 ``--pwlu-forms`` adds float32 rows for the other PWLU float formulations
-(``keras_acts.ops.builtin.pwlu.FLOAT_FORMS``: hinges, lookup) to compare with the
-exported one (broadcast). ``--accuracy`` adds the Fashion-MNIST int8 check
+(``keras_acts.ops.builtin.pwlu.FLOAT_FORMS``: knots_sum, broadcast, conv, hinges,
+lookup) to compare with the exported one (knots_dw). ``--accuracy`` adds the Fashion-MNIST int8 check
 (``keras_acts.export.accuracy.int8_accuracy``: small CNN, 2 epochs on 20 000
 images, top-1 float and int8 on the 10 000 test images) per activation.
 

@@ -103,7 +103,8 @@ def test_int8_exports_keep_the_plain_acon_form():
     assert "RealDiv" not in graph_ops("int8")
 
 
-@pytest.mark.parametrize("form", ["pwlu_builtin", "pwlu_hinges", "pwlu_broadcast"])
+@pytest.mark.parametrize("form", ["pwlu_builtin", "pwlu_hinges", "pwlu_broadcast", "pwlu_knot_major",
+                                  "pwlu_conv"])
 @pytest.mark.parametrize("channelwise", [False, True])
 def test_pwlu_export_forms_match_reference(form, channelwise):
     # The two inference-only forms (int8 lookup, float sum of hinges) against the

@@ -24,6 +24,8 @@ from keras_acts.ops.builtin.pwlu import FLOAT_FORMS
 from keras_acts.ops.builtin.pwlu import float_form
 from keras_acts.ops.builtin.pwlu import pwlu_broadcast
 from keras_acts.ops.builtin.pwlu import pwlu_builtin
+from keras_acts.ops.builtin.pwlu import pwlu_conv
+from keras_acts.ops.builtin.pwlu import pwlu_knot_major
 from keras_acts.ops.builtin.pwlu import use_float_form
 from keras_acts.ops.builtin.pwlu import pwlu_hinges
 from keras_acts.ops.builtin.pwlu import pwlu_tables
@@ -57,8 +59,8 @@ def acon_c(x, p1, p2, beta):
 
 
 def pwlu(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1, active=True):
-    """PWLU for export: float exports the broadcast sum of hinges
-    (:func:`pwlu_broadcast`, a fixed op count for any N; another
+    """PWLU for export: float exports the knot-major sum of hinges reduced by a
+    depthwise convolution (:func:`pwlu_knot_major`, a fixed op count for any N; another
     :data:`FLOAT_FORMS` entry under :func:`use_float_form`), full-integer int8 a
     two-GATHER lookup (:func:`pwlu_builtin`); ``active`` False (phase I) gives ReLU.
 
@@ -72,7 +74,7 @@ def pwlu(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1, a
     params = [tf.convert_to_tensor(p) for p in (left_bound, right_bound, points, left_slope,
                                                   right_slope)]
     # Full-integer int8 keeps the two-GATHER lookup (a few requantised ops);
-    # float exports the chosen float form (default: the broadcast hinges).
+    # float exports the chosen float form (default: knot-major hinges, depthwise sum).
     form = pwlu_builtin if export_quantization() == "int8" else float_form()
     y = form(xc, *params, axis=axis)
     if active is not True:
@@ -83,5 +85,5 @@ def pwlu(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1, a
 
 
 __all__ = ["FLOAT_FORMS", "float_form", "pwlu_broadcast", "use_float_form", "acon_c", "acon_c_builtin", "erf_builtin", "export_mode", "export_mode_enabled",
-           "export_quantization", "pwlu", "pwlu_builtin", "pwlu_hinges", "pwlu_tables", "serf",
+           "export_quantization", "pwlu", "pwlu_builtin", "pwlu_conv", "pwlu_hinges", "pwlu_knot_major", "pwlu_tables", "serf",
            "serf_builtin", "serf_erf_builtin", "serf_gelu_builtin", "serf_int8_builtin"]
