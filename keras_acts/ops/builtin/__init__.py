@@ -21,7 +21,10 @@ from keras_acts.ops.export_mode import export_mode_enabled
 from keras_acts.ops.export_mode import export_quantization
 from keras_acts.ops.builtin.acon import acon_c_builtin
 from keras_acts.ops.builtin.pwlu import FLOAT_FORMS
+from keras_acts.ops.builtin.pwlu import INT8_FORMS
 from keras_acts.ops.builtin.pwlu import float_form
+from keras_acts.ops.builtin.pwlu import int8_form
+from keras_acts.ops.builtin.pwlu import use_int8_form
 from keras_acts.ops.builtin.pwlu import pwlu_broadcast
 from keras_acts.ops.builtin.pwlu import pwlu_builtin
 from keras_acts.ops.builtin.pwlu import pwlu_conv
@@ -75,7 +78,7 @@ def pwlu(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1, a
                                                   right_slope)]
     # Full-integer int8 keeps the two-GATHER lookup (a few requantised ops);
     # float exports the chosen float form (default: knot-major hinges, depthwise sum).
-    form = pwlu_builtin if export_quantization() == "int8" else float_form()
+    form = int8_form() if export_quantization() == "int8" else float_form()
     y = form(xc, *params, axis=axis)
     if active is not True:
         # Folded by the TFLite converter once `active` is a frozen constant;
@@ -84,6 +87,6 @@ def pwlu(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1, a
     return tf.cast(y, x.dtype)
 
 
-__all__ = ["FLOAT_FORMS", "float_form", "pwlu_broadcast", "use_float_form", "acon_c", "acon_c_builtin", "erf_builtin", "export_mode", "export_mode_enabled",
+__all__ = ["FLOAT_FORMS", "INT8_FORMS", "float_form", "int8_form", "use_int8_form", "pwlu_broadcast", "use_float_form", "acon_c", "acon_c_builtin", "erf_builtin", "export_mode", "export_mode_enabled",
            "export_quantization", "pwlu", "pwlu_builtin", "pwlu_conv", "pwlu_hinges", "pwlu_knot_major", "pwlu_tables", "serf",
            "serf_builtin", "serf_erf_builtin", "serf_gelu_builtin", "serf_int8_builtin"]

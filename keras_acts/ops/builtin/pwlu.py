@@ -331,3 +331,42 @@ def use_float_form(name):
         yield
     finally:
         _float_form[0] = previous
+
+
+# The full-integer int8 forms of PWLU, by name (``benchmarks/tflite.py --pwlu-forms``
+# times each; the default is the fastest within 1 point of float top-1 on the
+# Fashion-MNIST check). Not here: pwlu_conv, whose int8 conversion of
+# MobileNetV3-Small had not finished after 10 minutes (the others take ~1).
+INT8_FORMS = {"lookup": pwlu_builtin, "knots_dw": pwlu_knot_major}
+DEFAULT_INT8_FORM = "lookup"
+_int8_form = [DEFAULT_INT8_FORM]
+
+
+def int8_form():
+    """The PWLU formulation full-integer int8 exports trace now (an :data:`INT8_FORMS` function).
+
+    Example:
+        >>> int8_form() is INT8_FORMS[DEFAULT_INT8_FORM]
+        True
+    """
+    return INT8_FORMS[_int8_form[0]]
+
+
+@contextlib.contextmanager
+def use_int8_form(name):
+    """Within the context, full-integer int8 exports of PWLU trace ``INT8_FORMS[name]``.
+
+    For measuring the candidates (``benchmarks/tflite.py --pwlu-forms``).
+
+    Example:
+        >>> with use_int8_form("knots_dw"):
+        ...     assert int8_form() is pwlu_knot_major
+    """
+    if name not in INT8_FORMS:
+        raise ValueError(f"`name` must be one of {sorted(INT8_FORMS)}; received {name!r}.")
+    previous = _int8_form[0]
+    _int8_form[0] = name
+    try:
+        yield
+    finally:
+        _int8_form[0] = previous
