@@ -62,10 +62,11 @@ def acon_c(x, p1, p2, beta):
 
 
 def pwlu(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1, active=True):
-    """PWLU for export: float exports the knot-major sum of hinges reduced by a
-    depthwise convolution (:func:`pwlu_knot_major`, a fixed op count for any N; another
-    :data:`FLOAT_FORMS` entry under :func:`use_float_form`), full-integer int8 a
-    two-GATHER lookup (:func:`pwlu_builtin`); ``active`` False (phase I) gives ReLU.
+    """PWLU for export: float and full-integer int8 exports the knot-major sum of
+    hinges reduced by a depthwise convolution (:func:`pwlu_knot_major`, a fixed op
+    count for any N; another :data:`FLOAT_FORMS` / :data:`INT8_FORMS` entry under
+    :func:`use_float_form` / :func:`use_int8_form`, e.g. the two-GATHER lookup
+    :func:`pwlu_builtin` for int8); ``active`` False (phase I) gives ReLU.
 
     Example:
         >>> pts = tf.nn.relu(tf.linspace(-3.0, 3.0, 17))
@@ -76,8 +77,7 @@ def pwlu(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1, a
     xc = tf.cast(x, cdt)
     params = [tf.convert_to_tensor(p) for p in (left_bound, right_bound, points, left_slope,
                                                   right_slope)]
-    # Full-integer int8 keeps the two-GATHER lookup (a few requantised ops);
-    # float exports the chosen float form (default: knot-major hinges, depthwise sum).
+    # The chosen form per quantization (default for both: knot-major hinges, depthwise sum).
     form = int8_form() if export_quantization() == "int8" else float_form()
     y = form(xc, *params, axis=axis)
     if active is not True:

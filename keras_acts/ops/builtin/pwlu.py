@@ -6,8 +6,8 @@ for any N). The other measured candidates are in :data:`FLOAT_FORMS`: the same
 hinges reduced by MUL + SUM, the broadcast hinges on a trailing knot axis
 (:func:`pwlu_broadcast`), a depthwise + grouped convolution pair
 (:func:`pwlu_conv`), the unrolled hinges (:func:`pwlu_hinges`, 3 ops per knot) and
-the lookup. Full-integer int8 exports: a per-segment table lookup
-(:func:`pwlu_builtin`).
+the lookup. Full-integer int8 exports: the same knot-major hinges by default
+(:data:`INT8_FORMS`; the per-segment table lookup :func:`pwlu_builtin` on request).
 """
 
 import contextlib
@@ -80,8 +80,9 @@ def pwlu_builtin(x, left_bound, right_bound, points, left_slope, right_slope, ax
     on each segment; at a knot both neighbours agree). The index is clamped in
     int32 after the cast, so NaN and huge inputs never read outside the table.
     Differences: NaN gives NaN; +-inf on an outer segment with slope 0 gives NaN
-    (``pwlu_forward`` gives the limit Y_0 / Y_N). Used under
-    ``export_mode(quantization="int8")``.
+    (``pwlu_forward`` gives the limit Y_0 / Y_N). An :data:`INT8_FORMS` candidate
+    (``use_int8_form("lookup")``): the most accurate under int8, but its GATHERs and
+    MINIMUM run outside XNNPACK.
 
     Example:
         >>> pts = tf.nn.relu(tf.linspace(-3.0, 3.0, 17))
@@ -116,8 +117,7 @@ def pwlu_hinges(x, left_bound, right_bound, points, left_slope, right_slope, axi
     run in LiteRT's XNNPACK delegate, where the table lookup of
     :func:`pwlu_builtin` needs two GATHERs and int32 clamps that run in
     reference kernels (latency: ``benchmarks/tflite.py --pwlu-forms``). A float
-    candidate beside the broadcast form; full-integer int8 keeps
-    the lookup (one requantisation per op would cost accuracy). NaN gives NaN;
+    candidate (:data:`FLOAT_FORMS`); its op count grows with N. NaN gives NaN;
     +-inf gives +-inf or NaN (where hinges of both signs meet).
 
     Example:
@@ -235,7 +235,7 @@ def pwlu_conv(x, left_bound, right_bound, points, left_slope, right_slope, axis=
 
 
 def pwlu_knot_major(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1,
-                    reduce="depthwise"):
+                    reduce="depthwise", units="v"):
     """PWLU as a broadcast sum of hinges with the knot axis before the channel axis.
 
     The sum of :func:`pwlu_broadcast` with the hinges laid out ``(P, N+1, C)``
@@ -269,13 +269,23 @@ def pwlu_knot_major(x, left_bound, right_bound, points, left_slope, right_slope,
     if not rank or axis % rank != rank - 1 or x.shape[-1] is None:
         return pwlu_broadcast(x, left_bound, right_bound, points, left_slope, right_slope, axis)
     channels = x.shape[-1]
-    n, bshape, v, (_, _, intercept, slope) = _export_lines(
+    if units not in ("v", "x"):
+        raise ValueError(f"`units` must be 'v' or 'x'; received {units!r}.")
+    n, bshape, v, (scale, shift, intercept, slope) = _export_lines(
         x, left_bound, right_bound, points, left_slope, right_slope, axis)
     kinks = tf.reshape(tf.transpose(slope[..., 1:] - slope[..., :-1]), [n + 1, -1])
     kinks = tf.broadcast_to(kinks, [n + 1, channels])                # (N+1, C)
     knots = tf.range(1, n + 2, dtype=v.dtype)[:, None]               # (N+1, 1)
     # intercept[0] rides on the reduction (the depthwise bias), slope[0] * v is one MUL.
     intercept0 = tf.broadcast_to(tf.reshape(intercept[..., 0], [-1]), [channels])
+    slope0 = slope[..., 0]
+    if units == "x":  # the same hinges on x itself: knots x_j = (j - shift) / scale
+        col = lambda t: tf.reshape(tf.broadcast_to(tf.reshape(t, [-1]), [channels]), [1, -1])  # noqa: E731
+        knots = (knots - col(shift)) / col(scale)                      # (N+1, C)
+        kinks = kinks * col(scale)
+        intercept0 = intercept0 + tf.reshape(slope0 * shift, [-1])
+        slope0 = slope0 * scale
+        v = x
     if reduce == "sum":
         hinges = tf.nn.relu(tf.reshape(v, [-1, 1, channels]) - knots)   # (P, N+1, C)
         total = tf.reduce_sum(hinges * kinks, -2) + intercept0
@@ -286,7 +296,7 @@ def pwlu_knot_major(x, left_bound, right_bound, points, left_slope, right_slope,
     shape = [-1 if d is None else d for d in x.shape]
     if shape.count(-1) > 1:
         shape = tf.shape(x)
-    return tf.reshape(slope[..., 0], bshape) * v + tf.reshape(total, shape)
+    return tf.reshape(slope0, bshape) * v + tf.reshape(total, shape)
 
 
 # The float-export forms of PWLU, by name. ``benchmarks/tflite.py`` times each
@@ -317,7 +327,7 @@ def use_float_form(name):
     """Within the context, float exports of PWLU trace ``FLOAT_FORMS[name]``.
 
     For measuring the candidates (``benchmarks/tflite.py --pwlu-forms``); int8
-    exports always use the lookup (:func:`pwlu_builtin`).
+    exports use :func:`use_int8_form`'s choice.
 
     Example:
         >>> with use_float_form("hinges"):
@@ -335,10 +345,13 @@ def use_float_form(name):
 
 # The full-integer int8 forms of PWLU, by name (``benchmarks/tflite.py --pwlu-forms``
 # times each; the default is the fastest within 1 point of float top-1 on the
-# Fashion-MNIST check). Not here: pwlu_conv, whose int8 conversion of
-# MobileNetV3-Small had not finished after 10 minutes (the others take ~1).
-INT8_FORMS = {"lookup": pwlu_builtin, "knots_dw": pwlu_knot_major}
-DEFAULT_INT8_FORM = "lookup"
+# Fashion-MNIST check, ``int8_accuracy("pwlu", **FULL)``: knots_dw 80.52% -> 79.55%
+# (drop 0.97, at the edge), knots_dw_x 1.19, lookup -0.13 but 3.5x slower on
+# MobileNetV3-Small). Not here: pwlu_conv, whose int8 conversion of MobileNetV3-Small
+# had not finished after 10 minutes (the others take ~1).
+INT8_FORMS = {"lookup": pwlu_builtin, "knots_dw": pwlu_knot_major,
+              "knots_dw_x": functools.partial(pwlu_knot_major, units="x")}
+DEFAULT_INT8_FORM = "knots_dw"
 _int8_form = [DEFAULT_INT8_FORM]
 
 
