@@ -21,9 +21,10 @@ original, int8 ratios to the int8 original. The table also gives each model's
 operator count and XNNPACK partitions (1: XNNPACK runs the whole graph; each
 refused op splits it).
 
-``--pwlu-forms`` adds float32 rows for the other PWLU float formulations
-(``keras_acts.ops.builtin.pwlu.FLOAT_FORMS``: hinges, lookup) to compare with the
-exported one (broadcast). ``--accuracy`` adds the Fashion-MNIST int8 check
+``--pwlu-forms`` adds rows ``pwlu [form]`` for the other PWLU formulations
+(``keras_acts.ops.builtin.pwlu.FLOAT_FORMS`` in float32: knots_sum, broadcast, conv,
+hinges, lookup, beside the exported knots_dw; ``INT8_FORMS`` in int8: knots_dw
+beside the exported lookup). ``--accuracy`` adds the Fashion-MNIST int8 check
 (``keras_acts.export.accuracy.int8_accuracy``: small CNN, 2 epochs on 20 000
 images, top-1 float and int8 on the 10 000 test images) per activation.
 
@@ -230,12 +231,28 @@ def _convert(model, path, quantization, calibration, pwlu_form=None):
     import contextlib
 
     from keras_acts.ops.builtin.pwlu import use_float_form
+    from keras_acts.ops.builtin.pwlu import use_int8_form
 
-    context = use_float_form(pwlu_form) if pwlu_form else contextlib.nullcontext()
+    context = contextlib.nullcontext()
+    if pwlu_form:
+        use = use_int8_form if quantization == "int8" else use_float_form
+        context = use(pwlu_form)
     with context:
         return to_tflite(model, path, quantization=None if quantization == "none" else
                          quantization, representative_dataset=calibration
                          if quantization == "int8" else None)
+
+
+def _forms(quantization):
+    """The PWLU forms that ``--pwlu-forms`` times for one quantization, less the default."""
+    from keras_acts.ops.builtin.pwlu import DEFAULT_FLOAT_FORM
+    from keras_acts.ops.builtin.pwlu import DEFAULT_INT8_FORM
+    from keras_acts.ops.builtin.pwlu import FLOAT_FORMS
+    from keras_acts.ops.builtin.pwlu import INT8_FORMS
+
+    if quantization == "int8":
+        return [f for f in INT8_FORMS if f != DEFAULT_INT8_FORM]
+    return [f for f in FLOAT_FORMS if f != DEFAULT_FLOAT_FORM]
 
 
 def _ratio(value):
@@ -322,11 +339,13 @@ def main(argv=None):
         models[act] = (perturb_parameters(swapped), n_sites, None)
         if act == "pwlu" and args.pwlu_forms:
             from keras_acts.ops.builtin.pwlu import DEFAULT_FLOAT_FORM
+            from keras_acts.ops.builtin.pwlu import DEFAULT_INT8_FORM
             from keras_acts.ops.builtin.pwlu import FLOAT_FORMS
+            from keras_acts.ops.builtin.pwlu import INT8_FORMS
 
-            for form in FLOAT_FORMS:
-                if form != DEFAULT_FLOAT_FORM:
-                    models[f"pwlu [{form}, float only]"] = (models[act][0], n_sites, form)
+            for form in dict.fromkeys([*FLOAT_FORMS, *INT8_FORMS]):
+                if form != DEFAULT_FLOAT_FORM or form != DEFAULT_INT8_FORM:
+                    models[f"pwlu [{form}]"] = (models[act][0], n_sites, form)
     for k in args.floor_ops:
         floor, n_sites = with_floor(base, k)
         models[f"floor: {k} elementwise op{'s' if k > 1 else ''}/site"] = (floor, n_sites, None)
@@ -336,7 +355,7 @@ def main(argv=None):
     paths, info = {}, {}
     for key, (model, n_sites, form) in models.items():
         for q in args.quantizations:
-            if form is not None and q != "none":
+            if form is not None and form not in _forms(q):
                 continue
             stem = "".join(c if c.isalnum() else "_" for c in key) + f"_{q}"
             path = os.path.join(workdir, stem + ".tflite")

@@ -270,3 +270,36 @@ def test_bad_arguments():
         to_tflite(model, quantization="int4")
     with pytest.raises(ValueError, match="representative_dataset"):
         to_tflite(model, quantization="int8")
+
+
+@pytest.mark.parametrize("channelwise", [True, False])
+def test_pwlu_int8_export_runs_entirely_in_xnnpack(channelwise):
+    """Full-integer int8 PWLU is the knot-major hinge form: no GATHER / int32 MINIMUM
+    (which XNNPACK refuses), every op delegated, and the same ops for N = 8 and 32; its
+    outputs follow the float model within int8 resolution."""
+    from keras_acts.export import op_counts
+    from keras_acts.export import xnnpack_refused
+
+    def export(num_intervals):
+        keras.utils.set_random_seed(num_intervals)
+        inputs = keras.Input(SHAPES[4])
+        layer = keras_acts.PWLU(num_intervals=num_intervals, channelwise=channelwise,
+                                phase1_steps=0)
+        model = keras.Model(inputs, layer(keras.layers.Conv2D(CHANNELS, 1)(inputs)))
+        rng = np.random.default_rng(num_intervals)
+        for w in layer.trainable_weights:
+            w.assign(keras.ops.convert_to_numpy(w) + rng.normal(0, 0.3, tuple(w.shape)))
+        rep = _inputs(4, 64)
+        flat = to_tflite(model, quantization="int8", representative_dataset=rep)
+        return model, flat, rep
+
+    model, flat, rep = export(8)
+    counts = op_counts(flat)
+    assert "GATHER" not in counts and "MINIMUM" not in counts, counts
+    assert "DEPTHWISE_CONV_2D" in counts, counts
+    assert xnnpack_refused(flat, (1,) + SHAPES[4], 2) == {}
+    assert op_counts(export(32)[1]) == counts
+    y = model.predict(rep, verbose=0)
+    y8 = run_tflite(flat, rep, num_threads=2)
+    err = np.max(np.abs(y8 - y)) / np.max(np.abs(y))
+    assert err <= 0.05, err

@@ -103,7 +103,8 @@ def test_int8_exports_keep_the_plain_acon_form():
     assert "RealDiv" not in graph_ops("int8")
 
 
-@pytest.mark.parametrize("form", ["pwlu_builtin", "pwlu_hinges", "pwlu_broadcast"])
+@pytest.mark.parametrize("form", ["pwlu_builtin", "pwlu_hinges", "pwlu_broadcast", "pwlu_knot_major",
+                                  "pwlu_conv"])
 @pytest.mark.parametrize("channelwise", [False, True])
 def test_pwlu_export_forms_match_reference(form, channelwise):
     # The two inference-only forms (int8 lookup, float sum of hinges) against the
@@ -125,10 +126,11 @@ def test_pwlu_export_forms_match_reference(form, channelwise):
     assert np.all(np.isnan(y_nan[0])) and y_nan.shape == (3, 4)
 
 
-def test_float_pwlu_exports_use_hinges_and_int8_the_lookup():
+def test_pwlu_exports_use_the_knot_major_hinges_and_the_lookup_on_request():
     import tensorflow as tf
 
     from keras_acts import ops
+    from keras_acts.ops.builtin.pwlu import use_int8_form
 
     params = [tf.constant(p, tf.float32) for p in _channel_params(4, 8)]
     x = tf.constant(RNG.normal(0, 3, (6, 4)), tf.float32)
@@ -140,4 +142,9 @@ def test_float_pwlu_exports_use_hinges_and_int8_the_lookup():
 
     assert "GatherV2" not in graph_ops(None) and "Relu" in graph_ops(None)
     assert "GatherV2" not in graph_ops("float16")
-    assert "GatherV2" in graph_ops("int8")
+    # int8 exports trace the knot-major hinges too (faster, within 1 point on the
+    # Fashion-MNIST check); the two-GATHER lookup only under use_int8_form("lookup").
+    assert "GatherV2" not in graph_ops("int8") and "DepthwiseConv2dNative" in graph_ops("int8")
+    with use_int8_form("lookup"):
+        assert "GatherV2" in graph_ops("int8")
+    assert "DepthwiseConv2dNative" in graph_ops(None)

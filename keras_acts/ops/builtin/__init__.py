@@ -28,9 +28,14 @@ from keras_acts.ops.builtin.npwlu import npwlu_broadcast
 from keras_acts.ops.builtin.npwlu import npwlu_clipped
 from keras_acts.ops.builtin.npwlu import npwlu_tables
 from keras_acts.ops.builtin.pwlu import FLOAT_FORMS
+from keras_acts.ops.builtin.pwlu import INT8_FORMS
 from keras_acts.ops.builtin.pwlu import float_form
+from keras_acts.ops.builtin.pwlu import int8_form
+from keras_acts.ops.builtin.pwlu import use_int8_form
 from keras_acts.ops.builtin.pwlu import pwlu_broadcast
 from keras_acts.ops.builtin.pwlu import pwlu_builtin
+from keras_acts.ops.builtin.pwlu import pwlu_conv
+from keras_acts.ops.builtin.pwlu import pwlu_knot_major
 from keras_acts.ops.builtin.pwlu import use_float_form
 from keras_acts.ops.builtin.pwlu import pwlu_hinges
 from keras_acts.ops.builtin.pwlu import pwlu_tables
@@ -64,10 +69,11 @@ def acon_c(x, p1, p2, beta):
 
 
 def pwlu(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1, active=True):
-    """PWLU for export: float exports the broadcast sum of hinges
-    (:func:`pwlu_broadcast`, a fixed op count for any N; another
-    :data:`FLOAT_FORMS` entry under :func:`use_float_form`), full-integer int8 a
-    two-GATHER lookup (:func:`pwlu_builtin`); ``active`` False (phase I) gives ReLU.
+    """PWLU for export: float and full-integer int8 exports the knot-major sum of
+    hinges reduced by a depthwise convolution (:func:`pwlu_knot_major`, a fixed op
+    count for any N; another :data:`FLOAT_FORMS` / :data:`INT8_FORMS` entry under
+    :func:`use_float_form` / :func:`use_int8_form`, e.g. the two-GATHER lookup
+    :func:`pwlu_builtin` for int8); ``active`` False (phase I) gives ReLU.
 
     Example:
         >>> pts = tf.nn.relu(tf.linspace(-3.0, 3.0, 17))
@@ -78,9 +84,8 @@ def pwlu(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1, a
     xc = tf.cast(x, cdt)
     params = [tf.convert_to_tensor(p) for p in (left_bound, right_bound, points, left_slope,
                                                   right_slope)]
-    # Full-integer int8 keeps the two-GATHER lookup (a few requantised ops);
-    # float exports the chosen float form (default: the broadcast hinges).
-    form = pwlu_builtin if export_quantization() == "int8" else float_form()
+    # The chosen form per quantization (default for both: knot-major hinges, depthwise sum).
+    form = int8_form() if export_quantization() == "int8" else float_form()
     y = form(xc, *params, axis=axis)
     if active is not True:
         # Folded by the TFLite converter once `active` is a frozen constant;
@@ -129,6 +134,6 @@ def smooth_max(a, t):
 
 
 __all__ = ["funnel_max", "max_pool_3x3_s2", "npwlu", "npwlu_broadcast", "npwlu_clipped", "npwlu_tables",
-           "smooth_max", "smooth_max_builtin", "FLOAT_FORMS", "float_form", "pwlu_broadcast", "use_float_form", "acon_c", "acon_c_builtin", "erf_builtin", "export_mode", "export_mode_enabled",
-           "export_quantization", "pwlu", "pwlu_builtin", "pwlu_hinges", "pwlu_tables", "serf",
+           "smooth_max", "smooth_max_builtin", "FLOAT_FORMS", "INT8_FORMS", "float_form", "int8_form", "use_int8_form", "pwlu_broadcast", "use_float_form", "acon_c", "acon_c_builtin", "erf_builtin", "export_mode", "export_mode_enabled",
+           "export_quantization", "pwlu", "pwlu_builtin", "pwlu_conv", "pwlu_hinges", "pwlu_knot_major", "pwlu_tables", "serf",
            "serf_builtin", "serf_erf_builtin", "serf_gelu_builtin", "serf_int8_builtin"]

@@ -1,12 +1,17 @@
 """PWLU from TFLite builtin ops (inference only; used under ``export_mode``).
 
-Float exports: the sum of hinges on a broadcast knot axis (:func:`pwlu_broadcast`,
-a fixed op count for any N; :func:`pwlu_hinges` -- 3 ops per knot -- and the lookup
-are the other measured candidates, :data:`FLOAT_FORMS`); full-integer int8 exports:
-a per-segment table lookup (:func:`pwlu_builtin`).
+Float exports: the sum of hinges with the knot axis before the channel axis,
+reduced by one depthwise convolution (:func:`pwlu_knot_major`, a fixed op count
+for any N). The other measured candidates are in :data:`FLOAT_FORMS`: the same
+hinges reduced by MUL + SUM, the broadcast hinges on a trailing knot axis
+(:func:`pwlu_broadcast`), a depthwise + grouped convolution pair
+(:func:`pwlu_conv`), the unrolled hinges (:func:`pwlu_hinges`, 3 ops per knot) and
+the lookup. Full-integer int8 exports: the same knot-major hinges by default
+(:data:`INT8_FORMS`; the per-segment table lookup :func:`pwlu_builtin` on request).
 """
 
 import contextlib
+import functools
 
 import tensorflow as tf
 
@@ -75,8 +80,9 @@ def pwlu_builtin(x, left_bound, right_bound, points, left_slope, right_slope, ax
     on each segment; at a knot both neighbours agree). The index is clamped in
     int32 after the cast, so NaN and huge inputs never read outside the table.
     Differences: NaN gives NaN; +-inf on an outer segment with slope 0 gives NaN
-    (``pwlu_forward`` gives the limit Y_0 / Y_N). Used under
-    ``export_mode(quantization="int8")``.
+    (``pwlu_forward`` gives the limit Y_0 / Y_N). An :data:`INT8_FORMS` candidate
+    (``use_int8_form("lookup")``): the most accurate under int8, but its GATHERs and
+    MINIMUM run outside XNNPACK.
 
     Example:
         >>> pts = tf.nn.relu(tf.linspace(-3.0, 3.0, 17))
@@ -111,8 +117,7 @@ def pwlu_hinges(x, left_bound, right_bound, points, left_slope, right_slope, axi
     run in LiteRT's XNNPACK delegate, where the table lookup of
     :func:`pwlu_builtin` needs two GATHERs and int32 clamps that run in
     reference kernels (latency: ``benchmarks/tflite.py --pwlu-forms``). A float
-    candidate beside the broadcast form; full-integer int8 keeps
-    the lookup (one requantisation per op would cost accuracy). NaN gives NaN;
+    candidate (:data:`FLOAT_FORMS`); its op count grows with N. NaN gives NaN;
     +-inf gives +-inf or NaN (where hinges of both signs meet).
 
     Example:
@@ -173,10 +178,137 @@ def pwlu_broadcast(x, left_bound, right_bound, points, left_slope, right_slope, 
     return column(intercept, 0) + column(slope, 0) * v + tf.reduce_sum(hinges * kinks, -1)
 
 
+
+def pwlu_conv(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1):
+    """PWLU as two convolutions: one 1x1 DEPTHWISE_CONV_2D with fused RELU, one grouped CONV_2D.
+
+    With v = x * scale + shift and the lines of :func:`pwlu_tables` (knots at
+    v = 1..N+1, Y_L the value at v = 1)::
+
+        f = Y_L - slope[0] * relu(1 - v) + slope[1] * relu(v - 1)
+                + sum_{j=2}^{N+1} (slope[j] - slope[j-1]) * relu(v - j)
+
+    The N + 2 hinges of each channel are one depthwise 1x1 convolution with
+    depth multiplier N + 2 (weights +-scale, biases from shift and the knots,
+    fused RELU); their weighted sum is one 1x1 convolution with ``groups = C``
+    (filter ``(1, 1, N+2, C)``, bias Y_L). In TFLite: DEPTHWISE_CONV_2D and
+    CONV_2D, both run by XNNPACK, for any N (plus RESHAPEs for inputs that are
+    not ``(B, H, W, C)``). Layer-wise tables are tiled over the C channels. The
+    channel axis must be the last one with every dimension but the batch known;
+    otherwise this falls back to :func:`pwlu_broadcast`. NaN gives NaN.
+
+    Example:
+        >>> pts = tf.nn.relu(tf.linspace(-3.0, 3.0, 17))
+        >>> y = pwlu_conv(tf.constant([[-4.0, 0.5, 4.0]]), -3.0, 3.0, pts, 0.0, 1.0)
+        >>> [round(float(v), 4) for v in y[0]]
+        [0.0, 0.5, 4.0]
+    """
+    points = tf.convert_to_tensor(points)
+    rank = x.shape.rank
+    dims = x.shape.as_list()
+    if not rank or rank > 4 or axis % rank != rank - 1 or None in dims[1:]:
+        return pwlu_broadcast(x, left_bound, right_bound, points, left_slope, right_slope, axis)
+    channels = dims[-1]
+    n = points.shape[-1] - 1
+    scale, shift, intercept, slope = pwlu_tables(left_bound, right_bound, points, left_slope,
+                                                 right_slope, x.dtype)
+    scale = tf.broadcast_to(scale, [channels])[:, None]                  # (C, 1)
+    shift = tf.broadcast_to(shift, [channels])[:, None]
+    slope = tf.broadcast_to(slope, [channels, n + 2])                    # (C, N+2)
+    intercept = tf.broadcast_to(intercept, [channels, n + 2])
+    sign = tf.constant([-1.0] + [1.0] * (n + 1), x.dtype)                # (N+2,)
+    offset = tf.constant([1.0] + [-float(j) for j in range(1, n + 2)], x.dtype)
+    dw_weight = sign * scale                                             # (C, N+2)
+    dw_bias = sign * shift + offset                                      # relu(sign v + offset)
+    coef = tf.concat([-slope[:, :1], slope[:, 1:2], slope[:, 2:] - slope[:, 1:-1]], 1)
+    y_left = intercept[:, 1] + slope[:, 1]                               # f at v = 1
+    shape4 = {4: None, 3: [-1, 1] + dims[1:], 2: [-1, 1, 1, channels]}[rank]
+    x4 = x if shape4 is None else tf.reshape(x, shape4)
+    h = tf.nn.depthwise_conv2d(x4, tf.reshape(dw_weight, [1, 1, channels, n + 2]),
+                               [1, 1, 1, 1], "VALID")
+    h = tf.nn.relu(h + tf.reshape(dw_bias, [-1]))
+    # groups = C: filter in-channels N+2 against C*(N+2) input channels.
+    y = tf.nn.conv2d(h, tf.reshape(tf.transpose(coef), [1, 1, n + 2, channels]),
+                     [1, 1, 1, 1], "VALID") + y_left
+    return y if shape4 is None else tf.reshape(y, [-1] + dims[1:])
+
+
+
+def pwlu_knot_major(x, left_bound, right_bound, points, left_slope, right_slope, axis=-1,
+                    reduce="depthwise", units="v"):
+    """PWLU as a broadcast sum of hinges with the knot axis before the channel axis.
+
+    The sum of :func:`pwlu_broadcast` with the hinges laid out ``(P, N+1, C)``
+    (P = every position but the channel; C innermost, so every op works on
+    contiguous channel vectors and the reduction is a depthwise convolution)::
+
+        h = relu(reshape(v, (P, 1, C)) - [[1], [2], ..., [N+1]])    # SUB + RELU
+        f = slope[0] * v + (intercept[0] + sum_j kinks[j] * h[:, j, :])
+
+    with ``kinks[j] = slope[j+1] - slope[j]``. ``reduce="depthwise"`` (the
+    default, the float export): the bracket is one 1 x (N+1) DEPTHWISE_CONV_2D over
+    ``(P, 1, N+1, C)`` (weights: the kinks, bias: intercept[0]); ``reduce="sum"``:
+    MUL by the ``(N+1, C)`` kink table, SUM over the knot axis, ADD. In TFLite
+    (depthwise): RESHAPE, SUB(+RELU), DEPTHWISE_CONV_2D, RESHAPE, MUL, ADD for
+    any N, all run by XNNPACK; ``v = x * scale + shift`` folds into a preceding
+    convolution. The (N+1)-fold hinge tensor is written once and read once
+    (:func:`pwlu_broadcast` writes it twice and reduces along a short inner axis).
+    The channel axis must be the last with a static size; otherwise this falls
+    back to :func:`pwlu_broadcast`. NaN gives NaN.
+
+    Example:
+        >>> pts = tf.nn.relu(tf.linspace(-3.0, 3.0, 17))
+        >>> y = pwlu_knot_major(tf.constant([[-4.0, 0.5, 4.0]]), -3.0, 3.0, pts, 0.0, 1.0)
+        >>> [round(float(v), 4) for v in y[0]]
+        [0.0, 0.5, 4.0]
+    """
+    if reduce not in ("sum", "depthwise"):
+        raise ValueError(f"`reduce` must be 'sum' or 'depthwise'; received {reduce!r}.")
+    points = tf.convert_to_tensor(points)
+    rank = x.shape.rank
+    if not rank or axis % rank != rank - 1 or x.shape[-1] is None:
+        return pwlu_broadcast(x, left_bound, right_bound, points, left_slope, right_slope, axis)
+    channels = x.shape[-1]
+    if units not in ("v", "x"):
+        raise ValueError(f"`units` must be 'v' or 'x'; received {units!r}.")
+    n, bshape, v, (scale, shift, intercept, slope) = _export_lines(
+        x, left_bound, right_bound, points, left_slope, right_slope, axis)
+    kinks = tf.reshape(tf.transpose(slope[..., 1:] - slope[..., :-1]), [n + 1, -1])
+    kinks = tf.broadcast_to(kinks, [n + 1, channels])                # (N+1, C)
+    knots = tf.range(1, n + 2, dtype=v.dtype)[:, None]               # (N+1, 1)
+    # intercept[0] rides on the reduction (the depthwise bias), slope[0] * v is one MUL.
+    intercept0 = tf.broadcast_to(tf.reshape(intercept[..., 0], [-1]), [channels])
+    slope0 = slope[..., 0]
+    if units == "x":  # the same hinges on x itself: knots x_j = (j - shift) / scale
+        col = lambda t: tf.reshape(tf.broadcast_to(tf.reshape(t, [-1]), [channels]), [1, -1])  # noqa: E731
+        knots = (knots - col(shift)) / col(scale)                      # (N+1, C)
+        kinks = kinks * col(scale)
+        intercept0 = intercept0 + tf.reshape(slope0 * shift, [-1])
+        slope0 = slope0 * scale
+        v = x
+    if reduce == "sum":
+        hinges = tf.nn.relu(tf.reshape(v, [-1, 1, channels]) - knots)   # (P, N+1, C)
+        total = tf.reduce_sum(hinges * kinks, -2) + intercept0
+    else:
+        hinges = tf.nn.relu(tf.reshape(v, [-1, 1, 1, channels]) - knots)  # (P, 1, N+1, C)
+        total = tf.nn.depthwise_conv2d(hinges, tf.reshape(kinks, [1, n + 1, channels, 1]),
+                                       [1, 1, 1, 1], "VALID") + intercept0
+    shape = [-1 if d is None else d for d in x.shape]
+    if shape.count(-1) > 1:
+        shape = tf.shape(x)
+    return tf.reshape(slope0, bshape) * v + tf.reshape(total, shape)
+
+
 # The float-export forms of PWLU, by name. ``benchmarks/tflite.py`` times each
-# (``--pwlu-forms``); the default is the fastest that holds float32 parity 1e-5.
-FLOAT_FORMS = {"broadcast": pwlu_broadcast, "hinges": pwlu_hinges, "lookup": pwlu_builtin}
-DEFAULT_FLOAT_FORM = "broadcast"
+# (``--pwlu-forms``); the default is the fastest that holds float32 parity 1e-5
+# (MobileNetV3-Small, LiteRT 2 threads: figures in the README's TFLite section).
+FLOAT_FORMS = {"knots_dw": pwlu_knot_major,
+               "knots_sum": functools.partial(pwlu_knot_major, reduce="sum"),
+               "broadcast": pwlu_broadcast,
+               "conv": pwlu_conv,
+               "hinges": pwlu_hinges,
+               "lookup": pwlu_builtin}
+DEFAULT_FLOAT_FORM = "knots_dw"
 _float_form = [DEFAULT_FLOAT_FORM]
 
 
@@ -195,7 +327,7 @@ def use_float_form(name):
     """Within the context, float exports of PWLU trace ``FLOAT_FORMS[name]``.
 
     For measuring the candidates (``benchmarks/tflite.py --pwlu-forms``); int8
-    exports always use the lookup (:func:`pwlu_builtin`).
+    exports use :func:`use_int8_form`'s choice.
 
     Example:
         >>> with use_float_form("hinges"):
@@ -209,3 +341,45 @@ def use_float_form(name):
         yield
     finally:
         _float_form[0] = previous
+
+
+# The full-integer int8 forms of PWLU, by name (``benchmarks/tflite.py --pwlu-forms``
+# times each; the default is the fastest within 1 point of float top-1 on the
+# Fashion-MNIST check, ``int8_accuracy("pwlu", **FULL)``: knots_dw 80.52% -> 79.55%
+# (drop 0.97, at the edge), knots_dw_x 1.19, lookup -0.13 but 3.5x slower on
+# MobileNetV3-Small). Not here: pwlu_conv, whose int8 conversion of MobileNetV3-Small
+# had not finished after 10 minutes (the others take ~1).
+INT8_FORMS = {"lookup": pwlu_builtin, "knots_dw": pwlu_knot_major,
+              "knots_dw_x": functools.partial(pwlu_knot_major, units="x")}
+DEFAULT_INT8_FORM = "knots_dw"
+_int8_form = [DEFAULT_INT8_FORM]
+
+
+def int8_form():
+    """The PWLU formulation full-integer int8 exports trace now (an :data:`INT8_FORMS` function).
+
+    Example:
+        >>> int8_form() is INT8_FORMS[DEFAULT_INT8_FORM]
+        True
+    """
+    return INT8_FORMS[_int8_form[0]]
+
+
+@contextlib.contextmanager
+def use_int8_form(name):
+    """Within the context, full-integer int8 exports of PWLU trace ``INT8_FORMS[name]``.
+
+    For measuring the candidates (``benchmarks/tflite.py --pwlu-forms``).
+
+    Example:
+        >>> with use_int8_form("knots_dw"):
+        ...     assert int8_form() is pwlu_knot_major
+    """
+    if name not in INT8_FORMS:
+        raise ValueError(f"`name` must be one of {sorted(INT8_FORMS)}; received {name!r}.")
+    previous = _int8_form[0]
+    _int8_form[0] = name
+    try:
+        yield
+    finally:
+        _int8_form[0] = previous
