@@ -3,14 +3,14 @@
 The model is traced as a ``tf.function`` (dynamic batch dimension) inside
 :func:`keras_acts.ops.export_mode`, so every keras_acts op emits its
 inference-only, builtin-op formulation (``ops/builtin/``: Serf on the builtin
-GELU op, PWLU as one broadcast sum of hinges -- a table lookup for int8 --,
-ACON-C/Meta-ACON plain arithmetic, ACON-C's first multiply written to fold into
-a preceding convolution; the family: N-PWLU as a broadcast hinge sum over its
+GELU op, PWLU as knot-major hinges summed by one depthwise convolution (float
+and int8), ACON-C/Meta-ACON plain arithmetic (ACON-C's first multiply written to
+fold into a preceding convolution; per-channel 1x1 depthwise convolutions for
+int8; Meta-ACON's generator batch norms folded into its dense layers); the family: N-PWLU as a broadcast hinge sum over its
 knots -- a clipped-interval sum for int8 --, ACON-A/B as ACON-C, FReLU /
 ACON-FReLU with their batch-normed depthwise conv folded into one
 DEPTHWISE_CONV_2D). The variables are frozen into constants, which lets the
-converter fold PWLU's tables, PWLU's phase switch and Meta-ACON's
-inference-mode batch norms (into the generator's FULLY_CONNECTED ops).
+converter fold PWLU's tables and PWLU's phase switch.
 Conversion allows TFLite builtin ops only (``TFLITE_BUILTINS``, or
 ``TFLITE_BUILTINS_INT8`` for full-integer int8) and the resulting flatbuffer is
 checked for Flex/custom ops; anything else raises :class:`ExportError` naming
