@@ -86,7 +86,13 @@ def tricks(**flags):
         _state.flags = previous
 
 
-_KERNELS = {}   # the nested-kernel cache: (backend, fn, static args) -> compiled fn
+_KERNELS = {}   # the nested-kernel cache: (backend, fn, static args[, input shapes]) -> compiled fn
+
+
+def _shape_key(tensors):
+    """The static shapes and dtypes of ``tensors`` (None for an unknown dimension)."""
+    return tuple((tuple(t.shape) if getattr(t, "shape", None) is not None else None,
+                  str(getattr(t, "dtype", type(t)))) for t in tensors)
 
 
 # Switch "nested_kernels"; row: benchmarks.ops "graph fwd+bwd".
@@ -98,6 +104,13 @@ def kernel(fn, **static):
     fixed at trace time); both are inlined when the caller is itself compiled.
     Elsewhere (PyTorch, or the switch off) returns ``fn`` with ``static`` bound.
 
+    On TensorFlow there is one ``tf.function`` per pattern of *static* input
+    shapes (unknown dimensions included): the kernels read static shapes (which
+    axes a parameter was broadcast along), and a ``tf.function`` reuses a trace
+    whose signature is a supertype of the call's, so a trace for a per-sample
+    ``(None, 1, 1, C)`` β would otherwise serve a ``(1, 1, 1, C)`` parameter and
+    keep the batch axis in its gradient. (``jax.jit`` traces every concrete shape.)
+
     Example:
         >>> double = kernel(lambda t, factor: t * factor, factor=2.0)
         >>> float(double(K.ones([])))
@@ -108,16 +121,22 @@ def kernel(fn, **static):
     if backend not in ("tensorflow", "jax") or not enabled("nested_kernels"):
         return bound
     key = (backend, fn, tuple(sorted(static.items())))
-    if key not in _KERNELS:
-        if backend == "tensorflow":
-            import tensorflow as tf  # noqa: PLC0415
-
-            _KERNELS[key] = tf.function(bound, jit_compile=True, autograph=False)
-        else:
+    if backend == "jax":
+        if key not in _KERNELS:
             import jax  # noqa: PLC0415
 
             _KERNELS[key] = jax.jit(bound)
-    return _KERNELS[key]
+        return _KERNELS[key]
+
+    def call(*tensors):
+        shaped = key + (_shape_key(tensors),)
+        if shaped not in _KERNELS:
+            import tensorflow as tf  # noqa: PLC0415
+
+            _KERNELS[shaped] = tf.function(bound, jit_compile=True, autograph=False)
+        return _KERNELS[shaped](*tensors)
+
+    return call
 
 
 # Switch "materialize_tables"; row: benchmarks.ops "xla fwd" of pwlu_channelwise.

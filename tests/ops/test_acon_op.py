@@ -118,3 +118,30 @@ def test_huge_finite_inputs_never_give_nan(compiled, path):
 def test_rejects_integer_input():
     with pytest.raises(ValueError, match="floating"):
         ops.acon_c(kb.tensor([1, 2], "int32"), 1.0, 0.0, 1.0)
+
+
+def test_parameter_gradient_shape_after_a_per_sample_beta_trace():
+    """The nested XLA kernels read static shapes (which axes a parameter was broadcast
+    along). A per-sample beta traced with an unknown batch, (None, 1, 1, C), must not
+    serve a later call with (1, 1, 1, C) parameters: before the kernels were cached per
+    static input shape, TensorFlow reused that supertype trace and AconC's parameter
+    gradient kept the batch axis ("Input to reshape is a tensor with 512 values, but the
+    requested shape has 8"), so any AconC model trained after a MetaAcon model failed."""
+    import keras
+
+    import keras_acts
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 8, 8, 3)).astype("float32")   # 64 + a partial batch of 32
+    y = np.arange(96) % 4
+    for layer in (keras_acts.MetaAcon, keras_acts.AconC):
+        inputs = keras.Input((8, 8, 3))
+        h = layer()(keras.layers.Conv2D(8, 3)(inputs))
+        model = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(h)))
+        model.compile(optimizer="sgd",
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        before = [keras.ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
+        model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+        after = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+        assert all(a.shape == b.shape for a, b in zip(after, before))
+        assert any(not np.array_equal(a, b) for a, b in zip(after, before))
