@@ -49,22 +49,30 @@ def _inputs(batch, seed=1):
     return np.random.default_rng(seed).normal(0, 1.5, (batch, 6, 6, 4)).astype("float32")
 
 
+def _same_as_to_tflite(model, flat, quantization, rep):
+    """``flat`` has builtin ops only (GELU for Serf's float form), the same operators as
+    ``to_tflite`` with the same settings and, for int8 (same calibration, same graph),
+    the same outputs; returns ``(to_tflite flatbuffer, test inputs)``."""
+    names = check_builtin_only(flat, model)
+    assert not [n for n in names if n.startswith("CUSTOM") or "FLEX" in n.upper()], names
+    assert "GELU" in names or quantization == "int8", names
+    reference = to_tflite(model, quantization=quantization, representative_dataset=rep)
+    assert op_counts(flat) == op_counts(reference)
+    x = _inputs(17)
+    if quantization == "int8":
+        np.testing.assert_allclose(run_tflite(flat, x), run_tflite(reference, x),
+                                   atol=1e-6 + 0.02 * np.abs(run_tflite(reference, x)).max())
+    return reference, x
+
+
 @pytest.mark.parametrize("quantization", [None, "float16", "dynamic_range", "int8"])
 def test_keras_model_export_litert_is_builtin_only_with_to_tflite_parity(tmp_path, quantization):
     model = _four_layer_model()
     rep = _inputs(32, seed=7) if quantization == "int8" else None
     path = os.path.join(tmp_path, "m.tflite")
     flat = export_litert(model, path, quantization=quantization, representative_dataset=rep)
-    names = check_builtin_only(flat)
-    assert not [n for n in names if n.startswith("CUSTOM") or "FLEX" in n.upper()], names
-    assert "GELU" in names or quantization == "int8", names   # Serf's float form
-    reference = to_tflite(model, quantization=quantization, representative_dataset=rep)
-    assert op_counts(flat) == op_counts(reference)
-    x = _inputs(17)
+    reference, x = _same_as_to_tflite(model, flat, quantization, rep)
     if quantization == "int8":
-        # Same calibration, same graph: the two int8 models agree with each other.
-        np.testing.assert_allclose(run_tflite(flat, x), run_tflite(reference, x),
-                                   atol=1e-6 + 0.02 * np.abs(run_tflite(reference, x)).max())
         return
     for batch in (1, 17):  # dynamic batch dimension
         report = parity_report(model, flat, x[:batch])
@@ -100,18 +108,10 @@ def test_plain_model_export_is_builtin_only(tmp_path, quantization):
     rep = _inputs(32, seed=7)
     path = os.path.join(tmp_path, "plain.tflite")
     model.export(path, format="litert", verbose=False, **_plain_options(quantization, rep))
-    names = check_builtin_only(path, model)
-    assert not [n for n in names if n.startswith("CUSTOM") or "FLEX" in n.upper()], names
-    assert "GELU" in names or quantization == "int8", names
-    reference = to_tflite(model, quantization=quantization,
-                          representative_dataset=rep if quantization == "int8" else None)
     with open(path, "rb") as f:
         flat = f.read()
-    assert op_counts(flat) == op_counts(reference)
-    x = _inputs(17)
+    _, x = _same_as_to_tflite(model, flat, quantization, rep if quantization == "int8" else None)
     if quantization == "int8":
-        np.testing.assert_allclose(run_tflite(flat, x), run_tflite(reference, x),
-                                   atol=1e-6 + 0.02 * np.abs(run_tflite(reference, x)).max())
         return
     report = parity_report(model, flat, x)
     assert report["max_rel"] <= BOUNDS[quantization], report

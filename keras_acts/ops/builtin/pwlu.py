@@ -309,7 +309,29 @@ FLOAT_FORMS = {"knots_dw": pwlu_knot_major,
                "hinges": pwlu_hinges,
                "lookup": pwlu_builtin}
 DEFAULT_FLOAT_FORM = "knots_dw"
-_float_form = [DEFAULT_FLOAT_FORM]
+
+
+class _FormChoice:
+    """Which of ``forms`` (name -> function) the exports trace now; :meth:`use` swaps it."""
+
+    def __init__(self, forms, default):
+        self.forms, self.name = forms, default
+
+    def current(self):
+        return self.forms[self.name]
+
+    @contextlib.contextmanager
+    def use(self, name):
+        if name not in self.forms:
+            raise ValueError(f"`name` must be one of {sorted(self.forms)}; received {name!r}.")
+        previous, self.name = self.name, name
+        try:
+            yield
+        finally:
+            self.name = previous
+
+
+_float_choice = _FormChoice(FLOAT_FORMS, DEFAULT_FLOAT_FORM)
 
 
 def float_form():
@@ -319,28 +341,21 @@ def float_form():
         >>> float_form() is FLOAT_FORMS[DEFAULT_FLOAT_FORM]
         True
     """
-    return FLOAT_FORMS[_float_form[0]]
+    return _float_choice.current()
 
 
-@contextlib.contextmanager
 def use_float_form(name):
     """Within the context, float exports of PWLU trace ``FLOAT_FORMS[name]``.
 
     For measuring the candidates (``benchmarks/tflite.py --pwlu-forms``); int8
-    exports use :func:`use_int8_form`'s choice.
+    exports use :func:`use_int8_form`'s choice. An unknown ``name`` raises
+    ``ValueError`` listing the allowed names.
 
     Example:
         >>> with use_float_form("hinges"):
         ...     assert float_form() is pwlu_hinges
     """
-    if name not in FLOAT_FORMS:
-        raise ValueError(f"`name` must be one of {sorted(FLOAT_FORMS)}; received {name!r}.")
-    previous = _float_form[0]
-    _float_form[0] = name
-    try:
-        yield
-    finally:
-        _float_form[0] = previous
+    return _float_choice.use(name)
 
 
 # The full-integer int8 forms of PWLU, by name (``benchmarks/tflite.py --pwlu-forms``
@@ -352,7 +367,7 @@ def use_float_form(name):
 INT8_FORMS = {"lookup": pwlu_builtin, "knots_dw": pwlu_knot_major,
               "knots_dw_x": functools.partial(pwlu_knot_major, units="x")}
 DEFAULT_INT8_FORM = "knots_dw"
-_int8_form = [DEFAULT_INT8_FORM]
+_int8_choice = _FormChoice(INT8_FORMS, DEFAULT_INT8_FORM)
 
 
 def int8_form():
@@ -362,24 +377,17 @@ def int8_form():
         >>> int8_form() is INT8_FORMS[DEFAULT_INT8_FORM]
         True
     """
-    return INT8_FORMS[_int8_form[0]]
+    return _int8_choice.current()
 
 
-@contextlib.contextmanager
 def use_int8_form(name):
     """Within the context, full-integer int8 exports of PWLU trace ``INT8_FORMS[name]``.
 
-    For measuring the candidates (``benchmarks/tflite.py --pwlu-forms``).
+    For measuring the candidates (``benchmarks/tflite.py --pwlu-forms``). An
+    unknown ``name`` raises ``ValueError`` listing the allowed names.
 
     Example:
         >>> with use_int8_form("knots_dw"):
         ...     assert int8_form() is pwlu_knot_major
     """
-    if name not in INT8_FORMS:
-        raise ValueError(f"`name` must be one of {sorted(INT8_FORMS)}; received {name!r}.")
-    previous = _int8_form[0]
-    _int8_form[0] = name
-    try:
-        yield
-    finally:
-        _int8_form[0] = previous
+    return _int8_choice.use(name)
