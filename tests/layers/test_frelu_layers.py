@@ -258,11 +258,17 @@ def test_swap_activations_inside_conv_blocks_and_refusal_elsewhere():
         swapped = keras_acts.swap_activations(model, key)
         assert sum(isinstance(layer, cls) for layer in swapped.layers) == 2
         assert tuple(swapped.output_shape) == (None, 4)
+    # A non-spatial site (after global pooling) keeps its activation, with one warning;
+    # a model with no spatial site at all is refused.
     pooled = keras.layers.Dense(8, activation="relu")(keras.layers.GlobalAveragePooling2D()(h))
     head = keras.Model(inputs, pooled)
-    with pytest.raises(ValueError, match=r"FReLU needs spatial input of rank 4.*"
-                                         r"received input_shape=\(None, 8\) of rank 2"):
-        keras_acts.swap_activations(head, "frelu")
+    with pytest.warns(UserWarning, match=r"FReLU needs spatial input; skipped 1 "):
+        swapped = keras_acts.swap_activations(head, "frelu")
+    assert sum(isinstance(layer, keras_acts.FReLU) for layer in swapped.layers) == 2
+    flat_inputs = keras.Input((8,))
+    dense_only = keras.Model(flat_inputs, keras.layers.Dense(8, activation="relu")(flat_inputs))
+    with pytest.raises(ValueError, match=r"FReLU needs spatial input"):
+        keras_acts.swap_activations(dense_only, "frelu")
     first = keras.Sequential([keras.Input((3, 8, 8)),
                               keras.layers.Conv2D(4, 3, data_format="channels_first",
                                                   activation="relu")])
