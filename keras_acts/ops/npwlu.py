@@ -54,10 +54,17 @@ from keras_acts.ops.gradient import memory_lean
 
 
 class _Pieces:
-    """Per-channel broadcast parameters and the knots, in x's (compute) dtype."""
+    """Per-channel broadcast parameters and the knots, in x's (compute) dtype.
+
+    Under XLA (``compiled``) they are computed into one table first
+    (:func:`keras_acts.ops.xla.materialized`): XLA fuses the cheap knot
+    construction (clamped widths, running sums, casts) into every elementwise
+    kernel that reads a knot, so each element rebuilt the knots (XLA fwd of the
+    N-PWLU layer 2.1x -> 1.4x ReLU, fwd+bwd 3.9x -> 3.2x in one run).
+    """
 
     def __init__(self, x, left_bound, widths, start_value, slopes, left_slope, right_slope,
-                 axis):
+                 axis, compiled=False):
         rank = len(x.shape)
         self.n = widths.shape[-1]
         self.channelwise = len(widths.shape) == 2
@@ -75,19 +82,32 @@ class _Pieces:
         for w in self.widths:
             knots.append(knots[-1] + w)
         self.knots = knots
+        if compiled:
+            n = self.n
+            table = xla.materialized(K.stack(
+                [self.start, self.kl, self.kr] + self.widths + self.slopes + knots, axis=0),
+                compiled)
+            rows = [table[i] for i in range(3 * n + 4)]
+            self.start, self.kl, self.kr = rows[:3]
+            self.widths, self.slopes = rows[3:3 + n], rows[3 + n:3 + 2 * n]
+            self.knots = rows[3 + 2 * n:]
+            self.left = self.knots[0]
 
     def slope_at(self, x):
-        """slope(x): K_L left of k_0, s_i on [k_i, k_{i+1}), K_R from k_N on."""
+        """slope(x): K_L left of k_0, s_i on [k_i, k_{i+1}), K_R from k_N on; 0 at NaN.
+
+        One select per knot: the knots are ordered (widths >= 0), so the last
+        knot at or left of x names its interval (an empty interval is skipped).
+        """
         k = self.knots
-        inside = K.zeros_like(x)
-        for i in range(self.n):
-            inside = inside + K.where((x >= k[i]) & (x < k[i + 1]), self.slopes[i], 0.0)
-        return K.where(x < k[0], self.kl + K.zeros_like(x),
-                       K.where(x >= k[-1], self.kr + K.zeros_like(x), inside))
+        slope = K.where(x < k[0], self.kl, 0.0)
+        for j, s in enumerate(self.slopes + [self.kr]):
+            slope = K.where(x >= k[j], s, slope)
+        return slope
 
 
 def npwlu_forward(x, left_bound, widths, start_value, slopes, left_slope, right_slope,
-                  axis=-1):
+                  axis=-1, compiled=False):
     """Pure forward of N-PWLU (hinge form, see module docstring) in x's dtype.
 
     Example:
@@ -98,7 +118,8 @@ def npwlu_forward(x, left_bound, widths, start_value, slopes, left_slope, right_
         [0.0, 2.5, 5.0]
     """
     axis = axis % len(x.shape)
-    p = _Pieces(x, left_bound, widths, start_value, slopes, left_slope, right_slope, axis)
+    p = _Pieces(x, left_bound, widths, start_value, slopes, left_slope, right_slope, axis,
+                compiled)
     k = p.knots
     y = p.start + times(p.kl, K.minimum(x - k[0], 0.0))
     for i in range(p.n):
@@ -199,7 +220,7 @@ def npwlu_backward(x, left_bound, widths, start_value, slopes, left_slope, right
     """
     axis = axis % len(x.shape)
     params = (left_bound, widths, start_value, slopes, left_slope, right_slope)
-    p = _Pieces(x, *params, axis)
+    p = _Pieces(x, *params, axis, compiled)
     xs = _finite(x)
     n = p.n
     sums = _column_sums(x, dy, params, p, axis, compiled)
@@ -229,14 +250,21 @@ def _relu(x):
     return K.where(x < 0, K.zeros_like(x), x)
 
 
+# The phase flag ``active`` selects between N-PWLU and ReLU with a runtime
+# conditional (one branch runs), not an elementwise select over both (XLA fwd
+# 1.43x -> 1.29x ReLU, fwd+bwd 3.15x -> 2.98x as a layer with the materialised
+# tables, in one TensorFlow run).
 def _forward_kernel(x, left_bound, widths, start_value, slopes, left_slope, right_slope, active,
                     axis, compiled):
     cdt = compute_dtype(x.dtype)
     (xc,) = to_compute(x, dtype=cdt)
     params = to_compute(left_bound, widths, start_value, slopes, left_slope, right_slope,
                         dtype=cdt)
-    y = npwlu_forward(xc, *params, axis=axis)
-    return K.cast(K.where(active > 0.5, y, _relu(xc)), x.dtype)
+
+    def live():
+        return K.cast(npwlu_forward(xc, *params, axis=axis, compiled=compiled), x.dtype)
+
+    return K.cond(active > 0.5, live, lambda: K.cast(_relu(xc), x.dtype))
 
 
 def _backward_kernel(x, left_bound, widths, start_value, slopes, left_slope, right_slope, active,
@@ -244,14 +272,17 @@ def _backward_kernel(x, left_bound, widths, start_value, slopes, left_slope, rig
     cdt = compute_dtype(x.dtype)
     xc, dyc = to_compute(x, dy, dtype=cdt)
     params = (left_bound, widths, start_value, slopes, left_slope, right_slope)
-    grads = npwlu_backward(xc, *to_compute(*params, dtype=cdt), dyc, axis=axis,
-                           compiled=compiled)
-    on = active > 0.5
-    relu_dx = K.where(xc > 0, dyc, K.zeros_like(dyc))
-    grad_x = K.cast(K.where(on, grads[0], relu_dx), x.dtype)
-    frozen = tuple(K.where(on, K.cast(g, q.dtype), K.zeros_like(q))
-                   for g, q in zip(grads[1:], params))
-    return (grad_x,) + frozen + (K.zeros_like(active),)
+
+    def live():
+        grads = npwlu_backward(xc, *to_compute(*params, dtype=cdt), dyc, axis=axis,
+                               compiled=compiled)
+        return tuple(K.cast(g, q.dtype) for g, q in zip(grads, (x,) + params))
+
+    def frozen():
+        relu_dx = K.where(xc > 0, dyc, K.zeros_like(dyc))
+        return (K.cast(relu_dx, x.dtype),) + tuple(K.zeros_like(q) for q in params)
+
+    return tuple(K.cond(active > 0.5, live, frozen)) + (K.zeros_like(active),)
 
 
 def _validate(x, widths, slopes, scalars, axis):
